@@ -1,0 +1,1 @@
+"""Command-line interface (typer + rich); each command calls the same functions a notebook would."""

@@ -1,0 +1,46 @@
+"""The `flawscope` command: each command group lives in its own module with a `register(app)` function."""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="flawscope",
+    help="Deep-learning flaw detection in industrial X-ray and surface images.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+)
+
+# Command modules, in the order they appear in --help.
+_COMMAND_MODULES = ("data", "synth", "models", "train", "evaluate", "predict", "benchmark", "demo")
+
+for _name in _COMMAND_MODULES:
+    importlib.import_module(f"flawscope.cli.{_name}").register(app)
+
+
+def main() -> None:
+    """Entry point that turns user-facing errors into one clear line instead of a traceback."""
+    import click
+    from rich.console import Console
+
+    from flawscope.errors import FlawscopeError
+
+    try:
+        app(standalone_mode=False)
+    except FlawscopeError as err:
+        Console(stderr=True).print(f"[bold red]error:[/] {err}")
+        raise SystemExit(2) from None
+    except click.exceptions.ClickException as err:
+        err.show()
+        raise SystemExit(err.exit_code) from None
+    except (typer.Exit, click.exceptions.Exit) as exit_:
+        raise SystemExit(exit_.exit_code) from None
+    except typer.Abort:
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Data layer: files on disk -> validated `Sample` records -> tensors."""
