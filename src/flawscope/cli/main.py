@@ -14,6 +14,23 @@ app = typer.Typer(
     add_completion=False,
 )
 
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from flawscope import __version__
+
+        typer.echo(f"flawscope {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True, help="Show version."),
+) -> None:
+    """Deep-learning flaw detection in industrial X-ray and surface images."""
+
+
 # Command modules, in the order they appear in --help.
 _COMMAND_MODULES = ("data", "synth", "models", "train", "evaluate", "predict", "benchmark", "demo")
 
