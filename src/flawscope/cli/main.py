@@ -40,23 +40,15 @@ for _name in _COMMAND_MODULES:
 
 def main() -> None:
     """Entry point that turns user-facing errors into one clear line instead of a traceback."""
-    import click
-    from rich.console import Console
-
     from flawscope.errors import FlawscopeError
 
     try:
-        app(standalone_mode=False)
+        app()
     except FlawscopeError as err:
-        Console(stderr=True).print(f"[bold red]error:[/] {err}")
+        from rich.console import Console
+
+        Console(stderr=True).print(f"[bold red]error:[/] {err}", highlight=False)
         raise SystemExit(2) from None
-    except click.exceptions.ClickException as err:
-        err.show()
-        raise SystemExit(err.exit_code) from None
-    except (typer.Exit, click.exceptions.Exit) as exit_:
-        raise SystemExit(exit_.exit_code) from None
-    except typer.Abort:
-        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":
