@@ -58,6 +58,7 @@ class Sample:
         group: the unit that must not span train and test (series, part, source radiograph).
         flaw_types: multi-label flaw types present (e.g. ("pore", "crack")); empty when unknown or none.
         split: split fixed by the dataset itself ("train", "val", "test"), or None.
+        crop: (top, left, height, width) when the sample is a patch of its image; None = the whole image.
         meta: extra per-sample facts (series, image index, pixel size in mm, ...), strings only.
     """
 
@@ -69,6 +70,7 @@ class Sample:
     group: str = ""
     flaw_types: tuple[str, ...] = ()
     split: str | None = None
+    crop: tuple[int, int, int, int] | None = None
     meta: tuple[tuple[str, str], ...] = field(default=())
 
     def __post_init__(self) -> None:
