@@ -1,1 +1,50 @@
-"""Models: importing this package registers every built-in model."""
+"""Models: importing this package registers every built-in model.
+
+Build any model by name with `create_model(name, num_classes=2, in_chans=1, pretrained=None, **kw)`;
+`list_models()` names them all; `build_from_config(model.config)` rebuilds a model from its checkpoint config.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flawscope.models import bilinear, classifier, segmentation  # noqa: F401  (register the builders)
+from flawscope.models.base import FlawModel, ModelConfig
+from flawscope.models.pretrained import CheckpointError, LoadReport, load_backbone_weights
+from flawscope.registry import create_model, get_model_entry, list_models
+
+__all__ = [
+    "CheckpointError",
+    "FlawModel",
+    "LoadReport",
+    "ModelConfig",
+    "build_from_config",
+    "count_parameters",
+    "create_model",
+    "get_model_entry",
+    "list_models",
+    "load_backbone_weights",
+]
+
+
+def build_from_config(config: ModelConfig | dict[str, Any]) -> FlawModel:
+    """Rebuild an untrained model from its ModelConfig (or `to_dict()`); load the state dict after."""
+    cfg = ModelConfig.from_dict(config) if isinstance(config, dict) else config
+    model = create_model(
+        cfg.name,
+        preprocess=cfg.preprocess,
+        class_names=cfg.class_names,
+        defective_classes=cfg.defective_classes,
+        **cfg.build_kwargs,
+    )
+    model.config.threshold, model.config.reject_band = cfg.threshold, cfg.reject_band
+    return model
+
+
+def count_parameters(name: str, **kwargs: Any) -> int:
+    """Parameters of a registered model, counted on the meta device (no memory, no weights, ~instant)."""
+    import torch
+
+    with torch.device("meta"):
+        model = create_model(name, **kwargs)
+    return sum(p.numel() for p in model.parameters())

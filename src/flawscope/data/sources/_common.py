@@ -1,0 +1,165 @@
+"""What every format indexer shares: the caller's options, bad-file handling and class naming rules."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from flawscope.data.sample import DatasetIndex, Sample, SkippedFile
+from flawscope.errors import DatasetError, ImageReadError
+
+if TYPE_CHECKING:
+    from flawscope.data.io import ImageInfo
+
+OnBadFile = Literal["error", "skip"]
+
+SKIP_HINT = 'use on_bad_file="skip" (CLI: --on-bad-file skip) to leave it out and list it'
+
+# Class names that mean "no defect" (MT_Free, good, OK, no_defect, non-defective, defect_free, ...).
+# A "not"/"no"/"non" prefix before ok/good would invert the meaning, so such prefixes are excluded.
+_OK_NAME = re.compile(
+    r"^(?:(?!not[_\- ]|no[_\- ]|non[_\- ])[a-z0-9]+[_\- ])?"
+    r"(ok|good|free|normal|no[_\- ]?defects?|non[_\- ]?defective|defect[_\- ]?free)$",
+    re.IGNORECASE,
+)
+
+
+def is_ok_name(name: str) -> bool:
+    """True when a class name means "no defect" (ok, good, free, normal, no_defect, non_defective, ...)."""
+    return bool(_OK_NAME.match(name.strip()))
+
+
+def image_suffixes() -> frozenset[str]:
+    """Lower-case image suffixes the image reader supports (".png", ".jpg", ...)."""
+    from flawscope.data.io import SUPPORTED_SUFFIXES
+
+    return frozenset(s.lower() for s in SUPPORTED_SUFFIXES)
+
+
+def list_images(folder: Path, exclude: Iterable[str] = ()) -> list[Path]:
+    """Image files directly inside a folder (case-insensitive suffix), sorted; `exclude`: stem endings.
+
+    Hidden files (".DS_Store", "._x.png" from macOS) are ignored.
+    """
+    suffixes = image_suffixes()
+    excl = tuple(exclude)
+    return sorted(
+        p for p in folder.iterdir()
+        if p.is_file() and p.suffix.lower() in suffixes and not p.name.startswith(".")
+        and not (excl and p.stem.endswith(excl))
+    )
+
+
+def subdirs(folder: Path) -> list[Path]:
+    """Visible sub-folders, sorted by name."""
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def order_classes(names: Iterable[str], defective: Iterable[str]) -> list[str]:
+    """Class order: ok classes first, then defective ones, each sorted.
+
+    Keeps the user's names while honouring the binary convention "index 1 = defective" (["ok", "defect"],
+    ["good", "crack"]); multi-class sets stay deterministic.
+    """
+    bad = set(defective)
+    names = sorted(set(names))
+    return [n for n in names if n not in bad] + [n for n in names if n in bad]
+
+
+@dataclass
+class SourceContext:
+    """The caller's options, handed to every indexer, and the files it left out.
+
+    Attributes:
+        on_bad_file: "error" raises on an unreadable file; "skip" records it in `skipped`.
+        defective_classes: user-chosen defective class names, or None for the ok-name rule.
+        check: "header" reads image/mask headers while indexing; "none" only lists files.
+        skipped: files left out so far.
+    """
+
+    on_bad_file: OnBadFile = "error"
+    defective_classes: frozenset[str] | None = None
+    check: Literal["none", "header"] = "header"
+    skipped: list[SkippedFile] = field(default_factory=list)
+    _info: dict[Path, ImageInfo] = field(default_factory=dict, repr=False)
+
+    def bad(self, path: Path, reason: str) -> None:
+        """Report an unusable file: raise (on_bad_file="error") or record it as skipped."""
+        if self.on_bad_file == "error":
+            raise ImageReadError(path, reason, SKIP_HINT)
+        self.skipped.append(SkippedFile(Path(path), reason))
+
+    def info(self, path: Path, role: str = "image") -> ImageInfo | None:
+        """Header of an image or mask file, or None after reporting it as bad (missing or unreadable)."""
+        from flawscope.data.io import image_info
+
+        if path in self._info:
+            return self._info[path]
+        if not path.is_file():
+            self.bad(path, f"{role} file not found")
+            return None
+        try:
+            info = image_info(path)
+        except ImageReadError as err:
+            self.bad(path, f"{role} unreadable: {getattr(err, 'reason', err)}")
+            return None
+        self._info[path] = info
+        return info
+
+    def usable(self, image: Path, mask: Path | None = None) -> bool:
+        """Whether a sample's files pass the requested check; a bad mask leaves its image out too.
+
+        With check="none" only existence is checked (a stat call), so annotation rows that name missing
+        files are still caught.
+        """
+        for path, role in ((image, "image"), (mask, f"mask of {image.name}")):
+            if path is None:
+                continue
+            if self.check == "header":
+                if self.info(path, role) is None:
+                    if role != "image":
+                        self.skipped.append(SkippedFile(image, f"its mask {path} is unusable"))
+                    return False
+            elif not path.is_file():
+                self.bad(path, f"{role} file not found")
+                return False
+        return True
+
+    def is_defective(self, class_name: str) -> bool:
+        """Whether a class counts as defective: the user's list if given, else the ok-name rule."""
+        if self.defective_classes is not None:
+            return class_name in self.defective_classes
+        return not is_ok_name(class_name)
+
+    def resolve_defective(self, classes: Iterable[str], source: Path) -> frozenset[str]:
+        """The defective subset of `classes`; an error when user-given names are not dataset classes."""
+        classes = set(classes)
+        if self.defective_classes is not None:
+            unknown = sorted(self.defective_classes - classes)
+            if unknown:
+                raise DatasetError(
+                    f"defective classes {unknown} are not classes of {source}; "
+                    f"its classes are {sorted(classes)}"
+                )
+        return frozenset(c for c in classes if self.is_defective(c))
+
+
+def make_index(
+    root: Path, fmt: str, samples: list[Sample], classes: list[str], defective: Iterable[str]
+) -> DatasetIndex:
+    """A DatasetIndex with samples sorted by image path (then crop), the order every source promises."""
+    samples = sorted(samples, key=lambda s: (str(s.image), s.crop or (0, 0, 0, 0)))
+    return DatasetIndex(root, fmt, samples, list(classes), frozenset(defective))
+
+
+def binary_label(defective: bool | None) -> str:
+    """Label in the binary convention: "defect", "ok", or "" when unknown."""
+    if defective is None:
+        return ""
+    return "defect" if defective else "ok"
+
+
+BINARY_CLASSES = ["ok", "defect"]

@@ -1,0 +1,277 @@
+"""Segmentation scores: pixel metrics from tp/fp/fn/tn counts, and flaw-level (connected region) metrics.
+
+The same functions score a segmenter's masks and an explanation heatmap turned into a mask. A mask may be
+bool, an integer label image (non-zero = defect, e.g. 0/255 PNGs) or float probabilities (>= threshold =
+defect).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from flawscope.evaluation.metrics import EvaluationError, ratio, to_numpy
+
+# 8-connectivity: pixels touching at a corner belong to the same flaw (thin diagonal cracks stay one flaw).
+_EIGHT = np.ones((3, 3), dtype=bool)
+
+
+def binarize(mask: Any, threshold: float = 0.5, name: str = "mask") -> np.ndarray:
+    """A bool array from a bool, integer (non-zero = defect) or float (>= threshold) mask."""
+    m = to_numpy(mask, name)
+    if m.dtype == np.bool_:
+        return m
+    if np.issubdtype(m.dtype, np.floating):
+        return m >= threshold
+    if np.issubdtype(m.dtype, np.integer):
+        return m != 0
+    raise EvaluationError(f"{name} has dtype {m.dtype}; give a bool, integer or float mask")
+
+
+def _as_2d(mask: Any, name: str, threshold: float) -> np.ndarray:
+    m = binarize(mask, threshold, name)
+    m = np.squeeze(m) if m.ndim > 2 else m
+    if m.ndim != 2:
+        raise EvaluationError(f"{name} has shape {m.shape}; expected one (H, W) mask (or (1, H, W))")
+    return m
+
+
+def pixel_metrics_from_counts(tp: int, fp: int, fn: int, tn: int) -> dict[str, float]:
+    """Pixel metrics of the defect class from summed counts; undefined ratios (0/0) are NaN.
+
+    iou is the defect class's IoU; miou is the mean of the defect IoU and the background IoU
+    tn / (tn + fp + fn) (seed 001's definition); dice equals the pixel F1.
+    """
+    iou, bg_iou = ratio(tp, tp + fp + fn), ratio(tn, tn + fp + fn)
+    return {
+        "precision": ratio(tp, tp + fp),
+        "recall": ratio(tp, tp + fn),
+        "accuracy": ratio(tp + tn, tp + fp + fn + tn),
+        "iou": iou,
+        "background_iou": bg_iou,
+        "miou": (iou + bg_iou) / 2,
+        "dice": ratio(2 * tp, 2 * tp + fp + fn),
+        "tp": int(tp),
+        "fp": int(fp),
+        "fn": int(fn),
+        "tn": int(tn),
+    }
+
+
+def pixel_counts(pred_mask: Any, gt_mask: Any, threshold: float = 0.5) -> tuple[int, int, int, int]:
+    """(tp, fp, fn, tn) pixel counts of one or a batch of masks, counted by torchmetrics."""
+    import torch
+    from torchmetrics.functional.classification import binary_stat_scores
+
+    pred = binarize(pred_mask, threshold, "pred_mask")
+    gt = binarize(gt_mask, threshold, "gt_mask")
+    if np.squeeze(pred).shape != np.squeeze(gt).shape:
+        raise EvaluationError(
+            f"pred_mask has shape {pred.shape} but gt_mask has {gt.shape}; masks must match pixel for pixel "
+            "(resize the prediction to the ground-truth size first)"
+        )
+    tp, fp, tn, fn, _ = binary_stat_scores(
+        torch.from_numpy(np.ascontiguousarray(np.squeeze(pred))).long(),
+        torch.from_numpy(np.ascontiguousarray(np.squeeze(gt))).long(),
+        multidim_average="global",
+    ).tolist()
+    return int(tp), int(fp), int(fn), int(tn)
+
+
+@dataclass
+class PixelMetricAccumulator:
+    """Pixel metrics over a dataset: counts summed over all images (micro average), then turned into ratios.
+
+    Example:
+        acc = PixelMetricAccumulator()
+        for pred, gt in pairs:
+            acc.update(pred, gt)
+        acc.compute()["miou"]
+
+    Attributes:
+        threshold: probability at which a float prediction counts as defect.
+        per_image: one dict of pixel metrics per updated image, in order (for best/worst listings).
+    """
+
+    threshold: float = 0.5
+    per_image: list[dict[str, float]] = field(default_factory=list)
+
+    def update(self, pred_mask: Any, gt_mask: Any) -> None:
+        """Add one mask (H, W) or (1, H, W), or a batch (B, H, W) / (B, 1, H, W)."""
+        pred = binarize(pred_mask, self.threshold, "pred_mask")
+        gt = binarize(gt_mask, self.threshold, "gt_mask")
+        if pred.shape != gt.shape:
+            raise EvaluationError(
+                f"pred_mask has shape {pred.shape} but gt_mask has {gt.shape}; "
+                "masks must match pixel for pixel"
+            )
+        if pred.ndim == 2:  # one image; (1, H, W) and (B, H, W) are already batches
+            pred, gt = pred[None], gt[None]
+        elif pred.ndim == 4 and pred.shape[1] == 1:
+            pred, gt = pred[:, 0], gt[:, 0]
+        elif pred.ndim != 3:
+            raise EvaluationError(
+                f"masks have shape {pred.shape}; expected (H, W), (B, H, W) or (B, 1, H, W)"
+            )
+        for p, g in zip(pred, gt, strict=True):
+            self.per_image.append(pixel_metrics_from_counts(*pixel_counts(p, g)))
+
+    def reset(self) -> None:
+        """Forget every image."""
+        self.per_image.clear()
+
+    def compute(self) -> dict[str, float]:
+        """Dataset metrics from the summed counts, plus n_images and mean_image_iou (mean of defined IoUs)."""
+        if not self.per_image:
+            raise EvaluationError("no masks were added; call update(pred_mask, gt_mask) before compute()")
+        sums = {k: sum(d[k] for d in self.per_image) for k in ("tp", "fp", "fn", "tn")}
+        out = pixel_metrics_from_counts(**sums)
+        ious = [d["iou"] for d in self.per_image if not math.isnan(d["iou"])]
+        out["mean_image_iou"] = float(np.mean(ious)) if ious else math.nan
+        out["n_images"] = len(self.per_image)
+        return out
+
+
+@dataclass(frozen=True)
+class FlawMatch:
+    """Flaw-level result of one image.
+
+    Attributes:
+        n_gt: connected ground-truth flaws.
+        n_found: GT flaws overlapped by the prediction (>= min_overlap_pixels pixels).
+        n_pred: connected predicted regions.
+        n_false: predicted regions overlapping no GT flaw (fewer than min_overlap_pixels pixels).
+        gt_found: per GT flaw (label 1..n_gt), whether it was found.
+        pred_false: per predicted region (label 1..n_pred), whether it is a false flaw.
+    """
+
+    n_gt: int
+    n_found: int
+    n_pred: int
+    n_false: int
+    gt_found: tuple[bool, ...] = ()
+    pred_false: tuple[bool, ...] = ()
+
+    @property
+    def recall(self) -> float:
+        """Share of GT flaws found; NaN for an image without flaws."""
+        return ratio(self.n_found, self.n_gt)
+
+
+def match_flaws(
+    pred_mask: Any, gt_mask: Any, min_overlap_pixels: int = 1, threshold: float = 0.5
+) -> FlawMatch:
+    """Match connected flaws (8-connectivity, scipy.ndimage.label) of a prediction and its ground truth.
+
+    A GT flaw counts as found when predicted pixels cover at least `min_overlap_pixels` of it; a predicted
+    region is a false flaw when it covers fewer than `min_overlap_pixels` GT pixels (by default: it touches
+    no GT flaw).
+    """
+    from scipy import ndimage
+
+    if min_overlap_pixels < 1:
+        raise EvaluationError(f"min_overlap_pixels must be >= 1, got {min_overlap_pixels}")
+    pred = _as_2d(pred_mask, "pred_mask", threshold)
+    gt = _as_2d(gt_mask, "gt_mask", threshold)
+    if pred.shape != gt.shape:
+        raise EvaluationError(f"pred_mask is {pred.shape} but gt_mask is {gt.shape}; masks must match")
+    gt_lab, n_gt = ndimage.label(gt, structure=_EIGHT)
+    pred_lab, n_pred = ndimage.label(pred, structure=_EIGHT)
+    # Overlap of each GT flaw with predicted pixels, and of each predicted region with GT pixels.
+    gt_cover = np.bincount(gt_lab[pred], minlength=n_gt + 1)[1:]
+    pred_cover = np.bincount(pred_lab[gt], minlength=n_pred + 1)[1:]
+    found = gt_cover >= min_overlap_pixels
+    false = pred_cover < min_overlap_pixels
+    return FlawMatch(
+        n_gt=int(n_gt), n_found=int(found.sum()), n_pred=int(n_pred), n_false=int(false.sum()),
+        gt_found=tuple(bool(v) for v in found), pred_false=tuple(bool(v) for v in false),
+    )
+
+
+def summarize_flaw_matches(matches: Sequence[FlawMatch]) -> dict[str, float]:
+    """Flaw recall over a dataset (found / all GT flaws) and false flaws per image."""
+    if not matches:
+        raise EvaluationError("no flaw matches given; run match_flaws on at least one image")
+    n_gt = sum(m.n_gt for m in matches)
+    n_found = sum(m.n_found for m in matches)
+    n_false = sum(m.n_false for m in matches)
+    return {
+        "flaw_recall": ratio(n_found, n_gt),
+        "n_gt_flaws": n_gt,
+        "n_found_flaws": n_found,
+        "n_false_flaws": n_false,
+        "false_flaws_per_image": n_false / len(matches),
+        "n_images": len(matches),
+    }
+
+
+def describe_flaws(
+    pred_mask: Any, pixel_size_mm: float | None = None, threshold: float = 0.5
+) -> list[dict[str, Any]]:
+    """Size and position of each connected flaw (8-connectivity) of a mask, in pixels and optionally mm.
+
+    Args:
+        pred_mask: (H, W) mask.
+        pixel_size_mm: side of one (square) pixel in mm; None leaves the mm fields None.
+        threshold: probability at which a float mask counts as defect.
+
+    Returns:
+        One dict per flaw, largest first: area_px, bbox (x1, y1, x2, y2) with exclusive ends (as `Box`),
+        equivalent_diameter_px (diameter of the disc of the same area, sqrt(4 area / pi)), centroid (x, y),
+        area_mm2, equivalent_diameter_mm.
+    """
+    from scipy import ndimage
+
+    if pixel_size_mm is not None and not (math.isfinite(pixel_size_mm) and pixel_size_mm > 0):
+        raise EvaluationError(f"pixel_size_mm must be a positive number, got {pixel_size_mm}")
+    m = _as_2d(pred_mask, "pred_mask", threshold)
+    lab, n = ndimage.label(m, structure=_EIGHT)
+    if n == 0:
+        return []
+    idx = np.arange(1, n + 1)
+    areas = np.bincount(lab.ravel(), minlength=n + 1)[1:]
+    centroids = ndimage.center_of_mass(m, lab, idx)
+    flaws = []
+    for i, sl in enumerate(ndimage.find_objects(lab)):
+        area = int(areas[i])
+        diameter = math.sqrt(4.0 * area / math.pi)
+        cy, cx = centroids[i]
+        flaws.append({
+            "area_px": area,
+            "bbox": (int(sl[1].start), int(sl[0].start), int(sl[1].stop), int(sl[0].stop)),
+            "equivalent_diameter_px": diameter,
+            "centroid": (float(cx), float(cy)),
+            "area_mm2": area * pixel_size_mm**2 if pixel_size_mm else None,
+            "equivalent_diameter_mm": diameter * pixel_size_mm if pixel_size_mm else None,
+        })
+    return sorted(flaws, key=lambda f: -f["area_px"])
+
+
+def image_score(prob_map: Any, method: Literal["max", "topk_mean"] = "max", k: int = 16) -> float:
+    """Image-level defect score from a pixel probability map (max, or mean of the k highest pixels).
+
+    The top-k mean is steadier than the max against a single hot pixel; scores feed binary_metrics.
+    """
+    import torch
+
+    p = to_numpy(prob_map, "prob_map").astype(np.float32).ravel()
+    if p.size == 0:
+        raise EvaluationError("prob_map is empty")
+    if method == "max":
+        return float(p.max())
+    if method == "topk_mean":
+        if k < 1:
+            raise EvaluationError(f"k must be >= 1, got {k}")
+        return float(torch.topk(torch.from_numpy(p), min(k, p.size)).values.mean())
+    raise EvaluationError(f"image score method {method!r} is unknown; use 'max' or 'topk_mean'")
+
+
+def image_scores(
+    prob_maps: Any, method: Literal["max", "topk_mean"] = "max", k: int = 16
+) -> np.ndarray:
+    """image_score of each map of a batch (B, H, W), (B, 1, H, W) or a list of maps of any size."""
+    return np.asarray([image_score(m, method, k) for m in prob_maps], dtype=np.float64)

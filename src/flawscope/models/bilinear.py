@@ -1,0 +1,220 @@
+"""Bilinear CNNs: B-CNN (Lin et al. 2015) and the spatial-attention SA-BCNN, with a CBAM variant.
+
+One shared backbone gives a feature map X (c × h × w). SA-BCNN refines it with a spatial attention map Ms,
+F = X ⊗ Ms, then bilinear pooling Φ(F) = F Fᵀ / hw → signed sqrt → L2 normalisation → one FC layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from flawscope.data.config import PreprocessConfig
+from flawscope.errors import ConfigError
+from flawscope.models.backbones import Backbone, create_backbone
+from flawscope.models.base import FlawModel
+from flawscope.models.classifier import (
+    args_doc,
+    last_feature_module,
+    load_file_weights,
+    make_config,
+    resolve_io,
+)
+from flawscope.models.heads import CBAMSpatial, FCHead, SpatialAttentionDS, bilinear_pool
+from flawscope.models.pretrained import parse_pretrained
+from flawscope.registry import register_model
+
+Attention = Literal["sa", "cbam"] | None
+
+
+class BilinearCNN(FlawModel):
+    """Fully shared bilinear CNN with optional spatial attention before pooling.
+
+    Args:
+        backbone: a feature-map backbone (CNN).
+        num_outputs: 1 for binary (sigmoid), else the number of classes.
+        attention: None (B-CNN), "sa" (SA-BCNN's depthwise-separable attention) or "cbam".
+        reduce_dim: optional 1×1 conv to this many channels before pooling (c² features: 512 → 262,144;
+            e.g. 128 → 16,384 keeps CPU training fast). None keeps the backbone's channels (the paper).
+        sa_reduction: channel reduction of the SA module's first 1×1 conv.
+        drop_rate: dropout before the FC layer.
+    """
+
+    def __init__(
+        self,
+        backbone: Backbone,
+        num_outputs: int,
+        attention: Attention = None,
+        reduce_dim: int | None = None,
+        sa_reduction: int = 8,
+        drop_rate: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if backbone.kind != "map":
+            raise ConfigError(
+                "bilinear models need a CNN backbone that returns a feature map; this backbone returns "
+                "transformer tokens: choose e.g. backbone='resnet18' or 'vgg16'"
+            )
+        self.backbone = backbone.module
+        channels = backbone.num_features
+        if reduce_dim is not None:
+            if reduce_dim < 1:
+                raise ConfigError(f"reduce_dim must be a positive channel count or None, got {reduce_dim}")
+            self.reduce: nn.Module = nn.Sequential(
+                nn.Conv2d(channels, reduce_dim, 1, bias=False),
+                nn.BatchNorm2d(reduce_dim),
+                nn.ReLU(inplace=True),
+            )
+            channels = reduce_dim
+        else:
+            self.reduce = nn.Identity()
+        if attention == "sa":
+            self.attention: nn.Module | None = SpatialAttentionDS(channels, sa_reduction)
+        elif attention == "cbam":
+            self.attention = CBAMSpatial()
+        elif attention is None:
+            self.attention = None
+        else:
+            raise ConfigError(f"attention must be None, 'sa' or 'cbam', got {attention!r}")
+        self.num_features = channels * channels
+        self.head = FCHead(self.num_features, num_outputs, drop_rate)
+
+    def _maps(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        feats = self.reduce(self.backbone.forward_features(x))
+        if self.attention is None:
+            return feats, None
+        ms = self.attention(feats)
+        return feats * ms, ms
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The (attention-refined) feature map F (B, c, h, w) that bilinear pooling sees."""
+        return self._maps(x)[0]
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Bilinear pooling + FC; `pre_logits=True` gives the unit-length bilinear vector (B, c²)."""
+        return self.head(bilinear_pool(x), pre_logits=pre_logits)
+
+    def forward_outputs(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """{"logits", "features" (B, c²) unit-length bilinear vector, "attention" (B, 1, h, w) if any}."""
+        refined, ms = self._maps(x)
+        z = bilinear_pool(refined)
+        out = {"logits": self.head(z), "features": z}
+        if ms is not None:
+            out["attention"] = ms
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def cam_target_layers(self) -> list[nn.Module]:
+        """The backbone's last feature module (pytorch-grad-cam's `target_layers`)."""
+        return [last_feature_module(self.backbone)]
+
+
+def build_bilinear(
+    name: str,
+    attention: Attention,
+    num_classes: int | None = None,
+    in_chans: int | None = None,
+    pretrained: str | Path | None = None,
+    preprocess: PreprocessConfig | None = None,
+    class_names: Sequence[str] | None = None,
+    backbone: str = "resnet18",
+    reduce_dim: int | None = None,
+    sa_reduction: int = 8,
+    drop_rate: float = 0.0,
+    defective_classes: Sequence[str] | None = None,
+    **kwargs: Any,
+) -> BilinearCNN:
+    """Build a bilinear model.
+
+    Args:
+        name: registry name stored in the config.
+        attention: None, "sa" or "cbam".
+        num_classes: 2 (default) = binary, one sigmoid logit.
+        in_chans: 1 (default) or 3; taken from `preprocess` when omitted.
+        pretrained: None, a local weights file (loaded into the backbone), "hub" or "timm:<model>.<tag>".
+        preprocess: the model's input contract.
+        class_names: class names (their number sets num_classes).
+        backbone: any timm CNN name, "small_cnn" or "squeezenet1_1"; "vgg16" is the SA-BCNN paper's choice,
+            "resnet18" the CPU-friendly default.
+        reduce_dim: optional 1×1 channel reduction before bilinear pooling.
+        sa_reduction: channel reduction inside the SA attention module.
+        drop_rate: dropout before the FC layer.
+        defective_classes: which classes count as defective.
+        **kwargs: extra timm options for the backbone.
+    """
+    num_classes, in_chans, preprocess, class_names = resolve_io(
+        num_classes, in_chans, preprocess, class_names
+    )
+    kind, value = parse_pretrained(pretrained)
+    bb = create_backbone(backbone, in_chans, hub=value if kind == "hub" else None, **kwargs)
+    model = BilinearCNN(
+        bb, 1 if num_classes == 2 else num_classes, attention, reduce_dim, sa_reduction, drop_rate
+    )
+    build_kwargs = dict(
+        num_classes=num_classes,
+        in_chans=in_chans,
+        backbone=backbone,
+        reduce_dim=reduce_dim,
+        drop_rate=drop_rate,
+        **kwargs,
+    )
+    if attention == "sa":
+        build_kwargs["sa_reduction"] = sa_reduction
+    model.config = make_config(name, "classify", preprocess, class_names, build_kwargs, defective_classes)
+    load_file_weights(model, kind, value)
+    return model
+
+
+@register_model("bcnn", task="classify", description="Bilinear CNN (shared backbone, default resnet18)")
+def bcnn(
+    num_classes: int | None = None,
+    in_chans: int | None = None,
+    pretrained: str | Path | None = None,
+    preprocess: PreprocessConfig | None = None,
+    class_names: Sequence[str] | None = None,
+    **kwargs: Any,
+) -> BilinearCNN:
+    """Bilinear CNN (shared backbone, default resnet18). See `build_bilinear` for the arguments."""
+    return build_bilinear("bcnn", None, num_classes, in_chans, pretrained, preprocess, class_names, **kwargs)
+
+
+@register_model(
+    "sa_bcnn", task="classify", description="Spatial-attention bilinear CNN (SA-BCNN), default resnet18"
+)
+def sa_bcnn(
+    num_classes: int | None = None,
+    in_chans: int | None = None,
+    pretrained: str | Path | None = None,
+    preprocess: PreprocessConfig | None = None,
+    class_names: Sequence[str] | None = None,
+    **kwargs: Any,
+) -> BilinearCNN:
+    """SA-BCNN: depthwise-separable spatial attention before bilinear pooling. See `build_bilinear`."""
+    return build_bilinear(
+        "sa_bcnn", "sa", num_classes, in_chans, pretrained, preprocess, class_names, **kwargs
+    )
+
+
+@register_model("sa_bcnn_cbam", task="classify", description="Bilinear CNN with CBAM spatial attention")
+def sa_bcnn_cbam(
+    num_classes: int | None = None,
+    in_chans: int | None = None,
+    pretrained: str | Path | None = None,
+    preprocess: PreprocessConfig | None = None,
+    class_names: Sequence[str] | None = None,
+    **kwargs: Any,
+) -> BilinearCNN:
+    """Bilinear CNN with CBAM spatial attention (max/mean pool → 7×7 conv) before pooling."""
+    return build_bilinear(
+        "sa_bcnn_cbam", "cbam", num_classes, in_chans, pretrained, preprocess, class_names, **kwargs
+    )
+
+
+for _fn in (bcnn, sa_bcnn, sa_bcnn_cbam):
+    _fn.__doc__ = f"{_fn.__doc__}\n\n{args_doc(build_bilinear, skip=('name', 'attention'))}"

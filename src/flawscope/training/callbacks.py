@@ -1,0 +1,58 @@
+"""The Lightning callbacks and loggers of a training run: checkpoints, early stopping, progress, logs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+MONITOR = "val_loss"
+
+
+def build_callbacks(
+    run_dir: str | Path, patience: int = 10, progress: bool = True, monitor: str = MONITOR
+) -> list[Any]:
+    """Checkpoints (best by val_loss as `best-*.ckpt`, and `last.ckpt`), early stopping, lr log, progress.
+
+    Args:
+        run_dir: the run folder; checkpoints go to `<run_dir>/checkpoints/`.
+        patience: epochs without improvement of `monitor` before stopping; 0 = never stop early.
+        progress: show a rich progress bar.
+        monitor: the metric that picks the best checkpoint (lower is better).
+    """
+    from lightning.pytorch.callbacks import (
+        EarlyStopping,
+        LearningRateMonitor,
+        ModelCheckpoint,
+        RichProgressBar,
+    )
+
+    callbacks: list[Any] = [
+        ModelCheckpoint(
+            dirpath=Path(run_dir) / "checkpoints",
+            filename="best-{epoch:03d}",
+            monitor=monitor,
+            mode="min",
+            save_top_k=1,
+            save_last=True,
+            # Without this a resumed run would write best-epoch=003-v1.ckpt beside the old one.
+            enable_version_counter=False,
+        ),
+        LearningRateMonitor(logging_interval="epoch"),
+    ]
+    if patience > 0:
+        callbacks.append(EarlyStopping(monitor=monitor, mode="min", patience=patience))
+    if progress:
+        callbacks.append(RichProgressBar(leave=True))
+    return callbacks
+
+
+def build_loggers(run_dir: str | Path) -> list[Any]:
+    """CSV (logs/metrics.csv) and TensorBoard (logs/tensorboard/) loggers, both inside the run folder."""
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    run_dir = Path(run_dir)
+    # version="" keeps one fixed folder per run (no version_0, version_1 ...); a resumed run appends to it.
+    return [
+        CSVLogger(run_dir, name="logs", version=""),
+        TensorBoardLogger(run_dir / "logs", name="tensorboard", version="", default_hp_metric=False),
+    ]

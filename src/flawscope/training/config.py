@@ -1,0 +1,246 @@
+"""`TrainConfig`: every option of `flawscope train`, one field per CLI option, loadable from YAML."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from flawscope.errors import ConfigError
+
+_TASKS = ("classify", "segment")
+_OPTIMIZERS = ("sgd", "adamw")
+_CLASS_WEIGHTS = ("none", "balanced")
+_THRESHOLD_METHODS = ("f1", "miss_rate")
+_ON_BAD_FILE = ("error", "skip")
+_NUMERIC: dict[str, type] = {
+    "in_chans": int, "lr": float, "weight_decay": float, "batch_size": int, "epochs": int,
+    "freeze_stages": int, "patience": int, "val_fraction": float, "test_fraction": float, "seed": int,
+    "num_workers": int, "num_nodes": int, "miss_rate_target": float, "limit_batches": float,
+}
+_OPTIONAL = ("miss_rate_target", "limit_batches")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; the resolved copy is saved as the run's config.yaml.
+
+    Defaults follow the SA-BCNN paper where it says something: SGD with momentum 0.9, lr 1e-3, batch 16,
+    50 epochs. The number of classes is not an option: it comes from the dataset.
+
+    Attributes:
+        data: dataset folder or manifest.
+        format: dataset format name, or "auto" to detect it.
+        task: "classify" or "segment".
+        model: registry name (`flawscope models list`).
+        backbone: backbone name passed to the model builder; None = the model's default.
+        pretrained: None (random init), a weights file, or a hub name understood by the model builder.
+        input_size: (height, width) the model sees.
+        resize: True resizes whole images to input_size; False crops patches at native resolution.
+        intensity: raw value -> [0, 1] mapping ("dtype", "minmax", "window:LOW:HIGH", "percentile:LOW:HIGH").
+        in_chans: 1 (grayscale) or 3.
+        augment: augmentation preset name.
+        oversample: draw defective samples more often so batches are balanced.
+        class_weights: "none" or "balanced" (inverse class frequency in the loss).
+        loss: loss name; None = "bce" for binary, "ce" for K classes, "bce_dice" for segmentation.
+        optimizer: "sgd" (momentum 0.9) or "adamw".
+        lr, weight_decay: optimizer settings; the learning rate decays to 1e-6 on a cosine.
+        batch_size: samples per step and device.
+        epochs: maximum epochs.
+        freeze_stages: number of leading backbone stages kept frozen.
+        patience: epochs without val_loss improvement before stopping; 0 = never stop early.
+        val_fraction, test_fraction: split sizes.
+        by_group: keep each group (series, part, source image) in one split.
+        seed: seeds the split, sampling, augmentation and initialisation.
+        out: folder holding runs.
+        name: run folder name; None = "<timestamp>-<model>".
+        num_workers: data loader processes.
+        devices, accelerator, strategy, num_nodes, precision: passed to lightning.Trainer.
+        resume: checkpoint to continue from.
+        threshold_method: "f1" (best F1 on val) or "miss_rate" (highest threshold missing <= target on val).
+        miss_rate_target: allowed fraction of missed defects for "miss_rate".
+        limit_batches: cap batches per epoch (int = count, float = fraction) for smoke runs; None = all.
+        on_bad_file: "error" stops at an unreadable file; "skip" leaves it out and lists it in skipped.csv.
+        cache: keep decoded images in memory.
+    """
+
+    data: str = ""
+    format: str = "auto"
+    task: str = "classify"
+    model: str = "sa_bcnn"
+    backbone: str | None = None
+    pretrained: str | None = None
+    input_size: tuple[int, int] = (224, 224)
+    resize: bool = True
+    intensity: str = "dtype"
+    in_chans: int = 1
+    augment: str = "none"
+    oversample: bool = False
+    class_weights: str = "none"
+    loss: str | None = None
+    optimizer: str = "sgd"
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    batch_size: int = 16
+    epochs: int = 50
+    freeze_stages: int = 0
+    patience: int = 10
+    val_fraction: float = 0.2
+    test_fraction: float = 0.2
+    by_group: bool = True
+    seed: int = 0
+    out: str = "runs"
+    name: str | None = None
+    num_workers: int = 0
+    devices: str = "auto"
+    accelerator: str = "auto"
+    strategy: str = "auto"
+    num_nodes: int = 1
+    precision: str = "32-true"
+    resume: str | None = None
+    threshold_method: str = "f1"
+    miss_rate_target: float | None = None
+    limit_batches: float | None = None
+    on_bad_file: str = "error"
+    cache: bool = False
+
+    def __post_init__(self) -> None:
+        self.input_size = _parse_size(self.input_size)
+        # YAML and the CLI may hand over "1e-3" or 2.0; coerce so the checks below compare numbers.
+        for key, kind in _NUMERIC.items():
+            value = getattr(self, key)
+            if value is None or isinstance(value, bool):
+                if value is not None or key not in _OPTIONAL:
+                    raise ConfigError(f"{key} must be a number, got {value!r}")
+                continue
+            try:
+                number = kind(value)
+            except (TypeError, ValueError):
+                raise ConfigError(f"{key} must be a number, got {value!r}") from None
+            if key == "limit_batches" and number > 1 and number.is_integer():
+                number = int(number)  # Lightning reads an int as a batch count, a float as a fraction
+            setattr(self, key, number)
+        for key in ("data", "out", "resume"):
+            value = getattr(self, key)
+            if isinstance(value, Path):
+                setattr(self, key, str(value))
+        self.devices = str(self.devices)
+        self.precision = str(self.precision)
+        self.validate()
+
+    # -- checks -----------------------------------------------------------------------------------------
+    def validate(self) -> None:
+        """Raise ConfigError naming the first bad field, its value and the valid choices."""
+        _choice("task", self.task, _TASKS)
+        _choice("optimizer", self.optimizer, _OPTIMIZERS)
+        _choice("class_weights", self.class_weights, _CLASS_WEIGHTS)
+        _choice("threshold_method", self.threshold_method, _THRESHOLD_METHODS)
+        _choice("on_bad_file", self.on_bad_file, _ON_BAD_FILE)
+        if self.in_chans not in (1, 3):
+            raise ConfigError(f"in_chans must be 1 (grayscale) or 3 (RGB), got {self.in_chans}")
+        for key in ("lr", "batch_size", "epochs", "num_nodes"):
+            if not getattr(self, key) > 0:
+                raise ConfigError(f"{key} must be positive, got {getattr(self, key)}")
+        for key in ("weight_decay", "freeze_stages", "patience", "num_workers"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{key} must be >= 0, got {getattr(self, key)}")
+        for key in ("val_fraction", "test_fraction"):
+            if not 0 < getattr(self, key) < 1:
+                raise ConfigError(f"{key} must be between 0 and 1 (exclusive), got {getattr(self, key)}; "
+                                  "the threshold is chosen on val and metrics are reported on test")
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ConfigError(f"val_fraction + test_fraction = {self.val_fraction + self.test_fraction:g} "
+                              "leaves nothing to train on; keep the sum below 1")
+        if self.threshold_method == "miss_rate":
+            if self.miss_rate_target is None:
+                raise ConfigError("threshold_method 'miss_rate' needs miss_rate_target "
+                                  "(e.g. 0.01 = miss at most 1% of defects on val)")
+        if self.miss_rate_target is not None and not 0 <= self.miss_rate_target < 1:
+            raise ConfigError(f"miss_rate_target must be in [0, 1), got {self.miss_rate_target}")
+        if self.limit_batches is not None and not self.limit_batches > 0:
+            raise ConfigError(f"limit_batches must be a positive count or fraction, got {self.limit_batches}")
+        if min(self.input_size) < 8:
+            raise ConfigError(f"input_size {self.input_size} is too small; use at least 8×8 pixels")
+
+    # -- dict / YAML ------------------------------------------------------------------------------------
+    @classmethod
+    def keys(cls) -> list[str]:
+        """Valid option names."""
+        return [f.name for f in fields(cls)]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (YAML friendly)."""
+        d = dataclasses.asdict(self)
+        d["input_size"] = list(self.input_size)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], source: str = "config") -> TrainConfig:
+        """Build from a dict; an unknown key is an error naming it and listing the valid keys."""
+        check_keys(d, source)
+        return cls(**d)
+
+    def replace(self, **overrides: Any) -> TrainConfig:
+        """A copy with some options changed (checked like from_dict)."""
+        check_keys(overrides, "overrides")
+        return dataclasses.replace(self, **overrides)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **overrides: Any) -> TrainConfig:
+        """Load a YAML file; `overrides` (e.g. CLI options) win over the file."""
+        import yaml
+
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        try:
+            d = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
+        if not isinstance(d, dict):
+            raise ConfigError(f"config file {path} must hold a mapping option: value, got {type(d).__name__}")
+        check_keys(d, str(path))
+        check_keys(overrides, "overrides")
+        return cls(**{**d, **overrides})
+
+    def to_yaml(self, path: str | Path) -> Path:
+        """Write as YAML (the resolved config of a run)."""
+        import yaml
+
+        path = Path(path)
+        path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+        return path
+
+
+def check_keys(d: dict[str, Any], source: str) -> None:
+    """Raise ConfigError for a key that is not a TrainConfig option."""
+    valid = TrainConfig.keys()
+    for key in d:
+        if key not in valid:
+            close = difflib.get_close_matches(str(key), valid, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"{source}: unknown option {key!r}.{hint} Valid options: {', '.join(valid)}")
+
+
+def _choice(name: str, value: Any, valid: tuple[str, ...]) -> None:
+    if value not in valid:
+        raise ConfigError(f"{name} {value!r} is not valid; use one of {', '.join(valid)}")
+
+
+def _parse_size(value: Any) -> tuple[int, int]:
+    """224, "224", "256x192", [256, 192] -> (height, width)."""
+    try:
+        if isinstance(value, int | float | str) and not isinstance(value, bool):
+            parts = str(value).lower().replace("×", "x").split("x")
+            size = tuple(int(p) for p in parts)
+        else:
+            size = tuple(int(v) for v in value)
+    except (TypeError, ValueError):
+        size = ()
+    if len(size) == 1:
+        size = (size[0], size[0])
+    if len(size) != 2:
+        raise ConfigError(f"input_size {value!r} is not understood; use a number (224) or HxW (256x192)")
+    return size  # type: ignore[return-value]

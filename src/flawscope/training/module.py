@@ -1,0 +1,377 @@
+"""One LightningModule for classifiers and segmenters, and loading a trained model back from a checkpoint.
+
+The plain `FlawModel` lives in `FlawModule.model`; export and inference use only it (anomalib's
+torch_model / lightning_model split). The model's `ModelConfig` is saved in the checkpoint's hyperparameters
+so `load_model_from_checkpoint` can rebuild the model through the registry without the training code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+
+from flawscope.errors import ConfigError, FlawscopeError
+from flawscope.models.base import FlawModel, ModelConfig
+from flawscope.models.pretrained import CheckpointError
+from flawscope.training.losses import build_loss, default_loss
+
+MODEL_FILE_FORMAT = "flawscope-model/1"
+
+
+class NonFiniteLossError(FlawscopeError):
+    """The training loss became NaN or infinite."""
+
+
+# -- freezing ----------------------------------------------------------------------------------------------
+def _has_params(module: nn.Module) -> bool:
+    return any(True for _ in module.parameters())
+
+
+def backbone_stages(model: nn.Module) -> list[nn.Module]:
+    """The backbone's stages, input side first (the units `freeze_stages` counts).
+
+    A model may say it itself with a `backbone_stages()` method. Otherwise the stages are read from a
+    `backbone` (or SMP `encoder`) attribute: by timm's `feature_info` (stage k ends at the module that
+    outputs feature level k, the stem counting with the first stage), else its parameterised children.
+    """
+    if callable(getattr(model, "backbone_stages", None)):
+        return list(model.backbone_stages())
+    backbone = getattr(model, "backbone", None) or getattr(model, "encoder", None)
+    if not isinstance(backbone, nn.Module):
+        raise ConfigError(f"model {type(model).__name__} has no `backbone` whose stages could be frozen; "
+                          "use freeze_stages 0")
+    children = [(name, m) for name, m in backbone.named_children()]
+    ends: list[int] = []
+    info = getattr(backbone, "feature_info", None)
+    if info is not None:
+        names = info.module_name() if hasattr(info, "module_name") else [d.get("module", "") for d in info]
+        child_names = [n for n, _ in children]
+        for full in names:
+            # timm's features_only wrappers flatten "layer1.0" to "layer1_0"; plain models keep the top name.
+            for candidate in (full.replace(".", "_"), full.split(".")[0]):
+                if candidate in child_names:
+                    pos = child_names.index(candidate)
+                    if not ends or pos > ends[-1]:
+                        ends.append(pos)
+                    break
+    if ends:
+        stages, start = [], 0
+        for end in ends:
+            stages.append(nn.ModuleList([m for _, m in children[start:end + 1]]))
+            start = end + 1
+        return [s for s in stages if _has_params(s)]
+    # No feature_info: look through single-child wrappers (e.g. SmallCNN.features), then let each
+    # down-sampling pool open a new stage, as in VGG/SqueezeNet-style sequential feature stacks.
+    modules = [m for _, m in children]
+    while len([m for m in modules if _has_params(m)]) == 1 and len(list(modules[0].children())) > 0:
+        modules = list(next(m for m in modules if _has_params(m)).children())
+    pools = (nn.MaxPool2d, nn.AvgPool2d)
+    if any(isinstance(m, pools) for m in modules):
+        groups: list[list[nn.Module]] = [[]]
+        for m in modules:
+            if isinstance(m, pools) and groups[-1]:
+                groups.append([])
+            groups[-1].append(m)
+        return [nn.ModuleList(g) for g in groups if _has_params(nn.ModuleList(g))]
+    return [m for m in modules if _has_params(m)]
+
+
+def freeze_stages(model: nn.Module, n: int) -> list[nn.Module]:
+    """Freeze the first `n` backbone stages (no gradients, batch-norm statistics kept); return them."""
+    if n <= 0:
+        return []
+    stages = backbone_stages(model)
+    if n > len(stages):
+        raise ConfigError(f"freeze_stages {n} is more than the {len(stages)} stages of the backbone of "
+                          f"{type(model).__name__}; use 0..{len(stages)}")
+    for stage in stages[:n]:
+        stage.requires_grad_(False)
+        stage.eval()
+    return stages[:n]
+
+
+_freeze = freeze_stages  # FlawModule's argument of the same name shadows the function
+
+
+# -- the module ----------------------------------------------------------------------------------------------
+class FlawModule(L.LightningModule):
+    """Trains any FlawModel: classifiers (image logits) and segmenters (mask logits + image logit).
+
+    Args:
+        model: the plain model; its `config` travels in the checkpoint.
+        loss: loss name (see `flawscope.training.losses`); None = the task's default.
+        class_weights: per-class loss weights ("ce").
+        pos_weight: defective-class weight ("bce").
+        optimizer: "sgd" (momentum 0.9, the paper) or "adamw".
+        lr: initial learning rate; decays to `min_lr` on a cosine over the trainer's max_epochs.
+        weight_decay: L2 / decoupled weight decay.
+        momentum: SGD momentum.
+        min_lr: final learning rate of the cosine schedule.
+        freeze_stages: leading backbone stages kept frozen.
+        seg_weight, cls_weight: factors of the mask and image-level loss terms.
+    """
+
+    def __init__(
+        self,
+        model: FlawModel,
+        loss: str | None = None,
+        class_weights: Sequence[float] | None = None,
+        pos_weight: float | None = None,
+        optimizer: str = "sgd",
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        momentum: float = 0.9,
+        min_lr: float = 1e-6,
+        freeze_stages: int = 0,
+        seg_weight: float = 1.0,
+        cls_weight: float = 1.0,
+    ) -> None:
+        super().__init__()
+        if optimizer not in ("sgd", "adamw"):
+            raise ConfigError(f"optimizer {optimizer!r} is unknown; use sgd or adamw")
+        config: ModelConfig = model.config
+        self.task = config.task
+        self.num_outputs = config.num_outputs
+        loss = loss or default_loss(self.task, len(config.class_names))
+        self.save_hyperparameters(
+            {"model_config": config.to_dict(), "loss": loss,
+             "class_weights": None if class_weights is None else [float(w) for w in class_weights],
+             "pos_weight": pos_weight, "optimizer": optimizer, "lr": lr, "weight_decay": weight_decay,
+             "momentum": momentum, "min_lr": min_lr, "freeze_stages": freeze_stages,
+             "seg_weight": seg_weight, "cls_weight": cls_weight}
+        )
+        self.model = model
+        self.loss = build_loss(self.task, loss, class_weights, pos_weight, seg_weight, cls_weight)
+        self._frozen = _freeze(model, freeze_stages)
+        # Set by the run so a NaN error can name the files of the batch; index -> description.
+        self.describe_samples: Callable[[Sequence[int]], list[str]] | None = None
+        self._make_metrics()
+
+    def _make_metrics(self) -> None:
+        from torchmetrics.classification import (
+            BinaryAccuracy,
+            BinaryAUROC,
+            BinaryF1Score,
+            MulticlassAccuracy,
+            MulticlassAUROC,
+        )
+
+        if self.num_outputs == 1 or self.task == "segment":
+            self.val_auroc, self.val_acc = BinaryAUROC(), BinaryAccuracy()
+        else:
+            self.val_auroc = MulticlassAUROC(self.num_outputs)
+            self.val_acc = MulticlassAccuracy(self.num_outputs, average="micro")
+        # Pixel F1 is the Dice coefficient of the thresholded mask.
+        self.val_dice = BinaryF1Score() if self.task == "segment" else None
+
+    def train(self, mode: bool = True) -> FlawModule:
+        super().train(mode)
+        for stage in self._frozen:  # frozen stages keep their batch-norm statistics
+            stage.eval()
+        return self
+
+    # -- steps ------------------------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.model.forward_outputs(x)
+
+    def image_scores(self, outputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Defect probability per image (B,), or class probabilities (B, K) for multi-class models."""
+        if "logits" in outputs:
+            logits = outputs["logits"]
+            if logits.shape[1] == 1:
+                return torch.sigmoid(logits[:, 0])
+            return torch.softmax(logits, dim=1)
+        # A segmenter without an image head: the image is as defective as its most defective pixel.
+        return torch.sigmoid(outputs["mask_logits"]).flatten(1).amax(1)
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        outputs = self.model.forward_outputs(batch["image"])
+        terms = self.loss.terms(outputs, batch)
+        loss = terms["loss"]
+        if not torch.isfinite(loss):
+            self._raise_non_finite(loss, batch, batch_idx)
+        size = batch["image"].shape[0]
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=size,
+                 sync_dist=True)
+        if self.task == "segment":
+            for key in ("seg", "cls"):
+                if key in terms:
+                    self.log(f"train_{key}_loss", terms[key], on_step=False, on_epoch=True, batch_size=size,
+                             sync_dist=True)
+        return loss
+
+    def _raise_non_finite(self, loss: torch.Tensor, batch: dict, batch_idx: int) -> None:
+        indices = [int(i) for i in batch["index"].reshape(-1).tolist()] if "index" in batch else []
+        if self.describe_samples is not None and indices:
+            where = ", ".join(self.describe_samples(indices))
+        else:
+            where = f"train sample indices {indices}"
+        raise NonFiniteLossError(
+            f"training loss is {loss.item()} at epoch {self.current_epoch}, step {batch_idx} "
+            f"(global step {self.global_step}); batch: {where}. Check these images (e.g. a constant image "
+            f"under minmax intensity), lower the learning rate (now {self.hparams.lr:g}) "
+            "or use precision 32-true"
+        )
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        outputs = self.model.forward_outputs(batch["image"])
+        loss = self.loss(outputs, batch)
+        self.log("val_loss", loss, on_step=False, on_epoch=True, prog_bar=True,
+                 batch_size=batch["image"].shape[0], sync_dist=True)
+        scores = self.image_scores(outputs)
+        if scores.ndim == 1:
+            target = batch["defective"].reshape(-1)
+            keep = target >= 0
+            target = target.long()
+        else:
+            target = batch["label"].reshape(-1).long()
+            keep = target >= 0
+        if keep.any():
+            self.val_auroc.update(scores[keep], target[keep])
+            self.val_acc.update(scores[keep], target[keep])
+        if self.val_dice is not None and batch["has_mask"].any():
+            has = batch["has_mask"].bool().reshape(-1)
+            self.val_dice.update(torch.sigmoid(outputs["mask_logits"][has]), batch["mask"][has].long())
+
+    def on_validation_epoch_end(self) -> None:
+        # Metrics are computed by hand so an epoch without labelled items logs nothing instead of failing.
+        metrics = {"val_auroc": self.val_auroc, "val_acc": self.val_acc, "val_dice": self.val_dice}
+        for name, metric in metrics.items():
+            if metric is not None and metric.update_called:
+                self.log(name, metric.compute(), prog_bar=name == "val_auroc", sync_dist=True)
+            if metric is not None:
+                metric.reset()
+
+    def predict_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> dict[str, torch.Tensor]:
+        """Probabilities per image ("scores": (B,) defect probability or (B, K) class probabilities), and
+        "mask_probs" (B, 1, H, W) for segmenters, with the batch's "index", "defective" and "label"."""
+        outputs = self.model.forward_outputs(batch["image"])
+        out = {"scores": self.image_scores(outputs)}
+        if "mask_logits" in outputs:
+            out["mask_probs"] = torch.sigmoid(outputs["mask_logits"])
+        for key in ("index", "defective", "label"):
+            if key in batch:
+                out[key] = batch[key]
+        return out
+
+    # -- optimisation -----------------------------------------------------------------------------------
+    def configure_optimizers(self) -> dict[str, Any]:
+        hp = self.hparams
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if not params:
+            raise ConfigError("every parameter is frozen; lower freeze_stages")
+        if hp.optimizer == "sgd":
+            opt = torch.optim.SGD(params, lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay)
+        else:
+            opt = torch.optim.AdamW(params, lr=hp.lr, weight_decay=hp.weight_decay)
+        epochs = self.trainer.max_epochs if self.trainer.max_epochs and self.trainer.max_epochs > 0 else 1
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs, eta_min=min(hp.min_lr, hp.lr))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+
+
+# -- loading -------------------------------------------------------------------------------------------------
+def _torch_load(path: Path) -> dict:
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        # Lightning checkpoints hold only tensors and plain values here, so the safe loader suffices.
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unpickling failure means "not a checkpoint we wrote"
+        raise CheckpointError(f"cannot read checkpoint {path}: {err}; pass a .ckpt from a flawscope run's "
+                              "checkpoints/ folder or its model.pt") from None
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f"{path} is not a flawscope checkpoint (it holds a {type(ckpt).__name__})")
+    return ckpt
+
+
+def checkpoint_model_config(path: str | Path) -> ModelConfig:
+    """The ModelConfig stored in a Lightning checkpoint or model.pt, without building the model."""
+    path = Path(path)
+    ckpt = _torch_load(path)
+    return _config_of(ckpt, path)
+
+
+def _config_of(ckpt: dict, path: Path) -> ModelConfig:
+    if ckpt.get("format") == MODEL_FILE_FORMAT:
+        return ModelConfig.from_dict(ckpt["config"])
+    hp = ckpt.get("hyper_parameters") or {}
+    if "model_config" not in hp:
+        raise CheckpointError(f"checkpoint {path} has no flawscope model config; it was not written by "
+                              "`flawscope train` (pass a .ckpt from a run's checkpoints/ folder or model.pt)")
+    return ModelConfig.from_dict(hp["model_config"])
+
+
+def build_model(config: ModelConfig) -> FlawModel:
+    """A fresh, randomly initialised model from a ModelConfig, through the registry (no downloads)."""
+    from flawscope.registry import create_model
+
+    kwargs = dict(config.build_kwargs)
+    kwargs.update(num_classes=len(config.class_names), in_chans=config.preprocess.in_chans,
+                  preprocess=config.preprocess, class_names=tuple(config.class_names))
+    kwargs["pretrained"] = None  # the checkpoint brings the weights
+    model = create_model(config.name, **kwargs)
+    model.config = config  # threshold, reject band and defective classes as trained
+    return model
+
+
+def load_model_from_checkpoint(path: str | Path, expect: ModelConfig | None = None) -> FlawModel:
+    """Rebuild a trained FlawModel from a run's Lightning checkpoint (.ckpt) or its model.pt.
+
+    Args:
+        path: checkpoint file.
+        expect: when given, the checkpoint must hold the same model name, task and class names.
+
+    Raises:
+        CheckpointError: unreadable file, not a flawscope checkpoint, or weights that do not fit the model.
+    """
+    path = Path(path)
+    ckpt = _torch_load(path)
+    config = _config_of(ckpt, path)
+    if expect is not None:
+        check_compatible(config, expect, path)
+    model = build_model(config)
+    if ckpt.get("format") == MODEL_FILE_FORMAT:
+        state = ckpt["state_dict"]
+    else:
+        state = {k.removeprefix("model."): v for k, v in ckpt.get("state_dict", {}).items()
+                 if k.startswith("model.")}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()
+        raise CheckpointError(
+            f"checkpoint {path} does not fit model {config.name!r} built from its own config "
+            f"({'; '.join(first[:3])}); was it written by another flawscope version?"
+        ) from None
+    model.eval()
+    return model
+
+
+def check_compatible(found: ModelConfig, expect: ModelConfig, path: str | Path) -> None:
+    """Raise CheckpointError when a checkpoint's model differs from the one being trained or loaded."""
+    for key in ("name", "task", "class_names"):
+        a, b = (getattr(c, key) for c in (found, expect))
+        a, b = (tuple(v) if isinstance(v, list | tuple) else v for v in (a, b))
+        if a != b:
+            raise CheckpointError(
+                f"checkpoint {path} holds a model with {key}={a!r}, but this run has {key}={b!r}; "
+                "resume only with the same model, task and dataset classes (or start a new run)"
+            )
+    if found.build_kwargs != expect.build_kwargs:
+        raise CheckpointError(
+            f"checkpoint {path} was built with {found.build_kwargs}, but this run uses "
+            f"{expect.build_kwargs}; resume with the same backbone and model options"
+        )
+
+
+def save_model(model: FlawModel, path: str | Path) -> Path:
+    """Save the plain model (state + ModelConfig) as model.pt; `load_model_from_checkpoint` reads it back."""
+    path = Path(path)
+    torch.save({"format": MODEL_FILE_FORMAT, "config": model.config.to_dict(),
+                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}, path)
+    return path

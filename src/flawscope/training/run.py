@@ -1,0 +1,427 @@
+"""`train(cfg)`: one training run from a dataset folder to a run folder (the same from the CLI and Python).
+
+Run folder `<out>/<name>/`: config.yaml (resolved), split.csv, checkpoints/ (best + last), logs/ (CSV and
+TensorBoard), metrics.json (val and test), report.html, model.pt (weights + ModelConfig with the threshold
+chosen on val) and skipped.csv when files were skipped.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from flawscope.errors import ConfigError, DatasetError
+from flawscope.training.config import TrainConfig
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+    from flawscope.data.sample import DatasetIndex
+    from flawscope.data.splits import Split
+    from flawscope.models.base import FlawModel
+    from flawscope.training.module import FlawModule
+
+# Children of a multi-process launch re-run the user's script; they read the run name their parent chose.
+_RUN_NAME_ENV = "FLAWSCOPE_RUN_NAME"
+
+
+@dataclass
+class RunResult:
+    """What a training run produced.
+
+    Attributes:
+        run_dir: the run folder.
+        metrics: contents of metrics.json ("val", "test", "threshold", ...); empty on non-zero DDP ranks.
+        threshold: decision threshold chosen on val (also stored in model.pt's config).
+        best_checkpoint: best checkpoint by val_loss.
+        model_path: model.pt (plain model + ModelConfig).
+        report_path: report.html, or None when it could not be written.
+        epochs_trained: epochs completed (including those of a resumed run).
+    """
+
+    run_dir: Path
+    metrics: dict[str, Any] = field(default_factory=dict)
+    threshold: float = math.nan
+    best_checkpoint: Path | None = None
+    model_path: Path | None = None
+    report_path: Path | None = None
+    epochs_trained: int = 0
+
+
+# -- helpers -------------------------------------------------------------------------------------------------
+def _is_launch_child() -> bool:
+    """True in the extra processes a multi-device launch starts (they must not write run files)."""
+    from lightning.pytorch.utilities import rank_zero_only
+
+    return getattr(rank_zero_only, "rank", 0) != 0
+
+
+def resolve_run_dir(cfg: TrainConfig) -> Path:
+    """`<out>/<name>`; a resumed run without a name continues in its checkpoint's run folder."""
+    if cfg.name:
+        return Path(cfg.out) / cfg.name
+    if cfg.resume and Path(cfg.resume).parent.name == "checkpoints":
+        return Path(cfg.resume).parent.parent
+    name = os.environ.get(_RUN_NAME_ENV) or f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.model}"
+    return Path(cfg.out) / name
+
+
+def check_dataset(index: DatasetIndex, task: str) -> None:
+    """Refuse, before any training, a dataset a detector cannot learn from."""
+    from flawscope.data.splits import is_defective
+
+    flags = [is_defective(s, index.defective_classes) for s in index.samples]
+    n_def, n_ok = sum(f is True for f in flags), sum(f is False for f in flags)
+    labels = sorted({s.label for s in index.samples if s.label})
+    hint = "add images of the missing kind, or check --format and the folder layout (`flawscope data check`)"
+    if task == "segment":
+        if not any(s.has_mask for s in index.samples):
+            raise DatasetError(f"dataset {index.root} has no masks, so a segmenter cannot learn; "
+                               "use --task classify or a dataset with masks")
+        if n_def == 0:
+            raise DatasetError(f"dataset {index.root} has no defective sample ({len(index)} samples); {hint}")
+        return
+    if index.is_binary or len(labels) < 2:
+        if n_def == 0 or n_ok == 0:
+            only = "defective" if n_def else "ok" if n_ok else "unlabelled"
+            raise DatasetError(
+                f"dataset {index.root} has only one class: {len(index)} samples, {n_def} defective and "
+                f"{n_ok} ok (all {only}); a detector needs both; {hint}"
+            )
+    elif len(labels) < 2:
+        raise DatasetError(f"dataset {index.root} holds one class only ({labels}); {hint}")
+
+
+def class_balance(counts: list[int], classes: list[str], defective: frozenset[str], binary: bool
+                  ) -> tuple[list[float] | None, float | None]:
+    """("balanced") class weights n / (K * n_k) for K classes, or pos_weight n_ok / n_defect for binary."""
+    if binary:
+        n_def = sum(c for c, name in zip(counts, classes, strict=True) if name in defective)
+        n_ok = sum(counts) - n_def
+        return None, (n_ok / n_def if n_def and n_ok else None)
+    total, k = sum(counts), sum(1 for c in counts if c)
+    return [total / (k * c) if c else 0.0 for c in counts], None
+
+
+def _create_model(cfg: TrainConfig, index: DatasetIndex) -> FlawModel:
+    from flawscope.data.config import IntensityConfig, PreprocessConfig
+    from flawscope.registry import create_model, get_model_entry, list_models
+
+    entry = get_model_entry(cfg.model)
+    if entry.task != cfg.task:
+        others = ", ".join(list_models(task=cfg.task))  # type: ignore[arg-type]
+        raise ConfigError(f"model {cfg.model!r} is a {entry.task} model but the task is {cfg.task!r}; pass "
+                          f"--task {entry.task} or one of the {cfg.task} models: {others}")
+    preprocess = PreprocessConfig(in_chans=cfg.in_chans, intensity=IntensityConfig.parse(cfg.intensity),
+                                  input_size=cfg.input_size, resize=cfg.resize)
+    kwargs: dict[str, Any] = {}
+    if cfg.backbone:
+        kwargs["backbone"] = cfg.backbone
+    try:
+        model = create_model(
+            cfg.model, num_classes=len(index.classes), in_chans=cfg.in_chans, pretrained=cfg.pretrained,
+            preprocess=preprocess, class_names=tuple(index.classes), **kwargs,
+        )
+    except TypeError as err:
+        # A builder that does not take an option (e.g. --backbone on a fixed-backbone model).
+        raise ConfigError(f"model {cfg.model!r} cannot be built with these options ({err}); drop "
+                          "--backbone or pick a model that takes one (`flawscope models list`)") from None
+    # The dataset, not the builder's name heuristics, knows which classes are defective.
+    model.config.defective_classes = tuple(c for c in index.classes if c in index.defective_classes)
+    return model
+
+
+def _write_skipped(index: DatasetIndex, path: Path) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["path", "reason"])
+        for s in index.skipped:
+            writer.writerow([str(s.path), s.reason])
+
+
+def _describe(index: DatasetIndex, positions: list[int]):  # noqa: ANN202 - a small closure
+    def describe(indices: list[int]) -> list[str]:
+        out = []
+        for i in indices:
+            s = index.samples[positions[i]]
+            out.append(f"#{i} {s.image}" + (f" crop {s.crop}" if s.crop else ""))
+        return out
+
+    return describe
+
+
+def predict_loader(
+    module: FlawModule, loader: Any, device: torch.device | str = "cpu"
+) -> dict[str, np.ndarray]:
+    """Scores of every item of a loader, in dataset order, with their labels (and pixel counts for masks).
+
+    Returns:
+        "index", "scores" ((N,) or (N, K)), "defective", "label"; for segmenters also "pixel" (tp, fp, fn, tn)
+        summed over items with a mask (at mask probability 0.5) and "n_masks".
+    """
+    import numpy as np
+    import torch
+
+    module.eval()
+    module.to(device)
+    parts: dict[str, list[np.ndarray]] = {"index": [], "scores": [], "defective": [], "label": []}
+    pixel = np.zeros(4, dtype=np.int64)
+    n_masks = 0
+    with torch.inference_mode():
+        for batch in loader:
+            batch = {k: v.to(device) if hasattr(v, "to") else v for k, v in batch.items()}
+            out = module.predict_step(batch, 0)
+            for key in parts:
+                parts[key].append(out[key].detach().cpu().numpy())
+            if "mask_probs" in out and batch["has_mask"].any():
+                has = batch["has_mask"].bool()
+                pred = out["mask_probs"][has] >= 0.5
+                gt = batch["mask"][has] >= 0.5
+                pixel += np.array([(pred & gt).sum().item(), (pred & ~gt).sum().item(),
+                                   (~pred & gt).sum().item(), (~pred & ~gt).sum().item()])
+                n_masks += int(has.sum())
+    result = {k: np.concatenate(v) for k, v in parts.items()}
+    order = np.argsort(result["index"], kind="stable")
+    result = {k: v[order] for k, v in result.items()}
+    if n_masks:
+        result["pixel"], result["n_masks"] = pixel, np.array(n_masks)
+    return result
+
+
+def _defect_scores(pred: dict[str, np.ndarray], classes: list[str], defective: tuple[str, ...]) -> np.ndarray:
+    """P(defective) per item: the sigmoid output, or the summed probability of the defective classes."""
+    scores = pred["scores"]
+    if scores.ndim == 1:
+        return scores
+    idx = [classes.index(c) for c in defective]
+    return scores[:, idx].sum(axis=1)
+
+
+def _split_metrics(pred: dict[str, np.ndarray], threshold: float, model: FlawModel) -> dict[str, Any]:
+    import numpy as np
+
+    from flawscope.evaluation.metrics import binary_metrics, multiclass_metrics
+
+    classes = list(model.config.class_names)
+    defective = tuple(model.config.defective_classes)
+    known = pred["defective"] >= 0
+    scores = _defect_scores(pred, classes, defective)
+    if pred["scores"].ndim == 2:
+        labelled = pred["label"] >= 0
+        out = multiclass_metrics(
+            pred["label"][labelled], pred["scores"][labelled], classes, defective, threshold
+        )
+    else:
+        out = binary_metrics(pred["defective"][known].astype(np.int64), scores[known], threshold)
+    if "pixel" in pred:
+        from flawscope.evaluation.segmentation import pixel_metrics_from_counts
+
+        tp, fp, fn, tn = (int(v) for v in pred["pixel"])
+        out["pixel"] = {**pixel_metrics_from_counts(tp, fp, fn, tn), "n_images": int(pred["n_masks"])}
+    return out
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN/inf become null so metrics.json stays strict JSON."""
+    import numpy as np
+
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _load_weights(module: FlawModule, checkpoint: Path) -> None:
+    import torch
+
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+    module.load_state_dict(state)
+
+
+# -- the run -------------------------------------------------------------------------------------------------
+def prepare(cfg: TrainConfig) -> tuple[DatasetIndex, Split]:
+    """Load and check the dataset, then split it (the steps before any model is built)."""
+    from flawscope.data.sources import load_dataset
+    from flawscope.data.splits import check_split, make_split
+
+    if not cfg.data:
+        raise ConfigError("no dataset given; pass --data DIR (or `data:` in the YAML config)")
+    index = load_dataset(cfg.data, format=cfg.format, on_bad_file=cfg.on_bad_file)  # type: ignore[arg-type]
+    check_dataset(index, cfg.task)
+    split = make_split(index, cfg.val_fraction, cfg.test_fraction, cfg.seed, cfg.by_group, stratify=True)
+    check_split(index, split)
+    return index, split
+
+
+def train(cfg: TrainConfig, progress: bool = True) -> RunResult:
+    """Train, pick the threshold on val, evaluate on test and write the run folder.
+
+    Args:
+        cfg: the run's options (see TrainConfig).
+        progress: show the rich progress bar and model summary.
+
+    Returns:
+        The run's RunResult (metrics, threshold, paths).
+
+    Raises:
+        FlawscopeError: bad options, a dataset or split a detector cannot learn from, an incompatible
+            checkpoint to resume, or a NaN/inf loss during training.
+    """
+    import lightning as L
+    import torch
+
+    from flawscope.data.datamodule import FlawDataModule
+    from flawscope.data.transforms import AugmentConfig
+    from flawscope.evaluation.threshold import choose_threshold
+    from flawscope.training.callbacks import build_callbacks, build_loggers
+    from flawscope.training.losses import default_loss
+    from flawscope.training.module import (
+        FlawModule,
+        check_compatible,
+        checkpoint_model_config,
+        save_model,
+    )
+
+    cfg.validate()
+    run_dir = resolve_run_dir(cfg)
+    child = _is_launch_child()
+    if not child and not cfg.resume and (run_dir / "config.yaml").exists():
+        raise ConfigError(f"run folder {run_dir} already holds a run; pass another --name, or --resume "
+                          f"{run_dir / 'checkpoints' / 'last.ckpt'} to continue it")
+    if cfg.resume and not Path(cfg.resume).is_file():
+        raise ConfigError(f"resume checkpoint {cfg.resume} does not exist; pass a run's checkpoints/*.ckpt")
+
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    index, split = prepare(cfg)
+    model = _create_model(cfg, index)
+    if cfg.resume:
+        check_compatible(checkpoint_model_config(cfg.resume), model.config, cfg.resume)
+    dm = FlawDataModule(index, split, model.config.preprocess, batch_size=cfg.batch_size,
+                        augment=AugmentConfig.preset(cfg.augment), oversample=cfg.oversample,
+                        num_workers=cfg.num_workers, seed=cfg.seed)
+    class_weights, pos_weight = None, None
+    if cfg.class_weights == "balanced":
+        binary = model.config.num_outputs == 1 or cfg.task == "segment"
+        class_weights, pos_weight = class_balance(
+            dm.class_counts, index.classes, index.defective_classes, binary
+        )
+    loss = cfg.loss or default_loss(cfg.task, len(index.classes))
+    module = FlawModule(model, loss=loss, class_weights=class_weights, pos_weight=pos_weight,
+                        optimizer=cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                        freeze_stages=cfg.freeze_stages)
+    module.describe_samples = _describe(index, split.train)
+
+    resolved = cfg.replace(name=run_dir.name, out=str(run_dir.parent), loss=loss)
+    if not child:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        resolved.to_yaml(run_dir / "config.yaml")
+        from flawscope.data.splits import save_split
+
+        save_split(index, split, run_dir / "split.csv")
+        if index.skipped:
+            _write_skipped(index, run_dir / "skipped.csv")
+        os.environ[_RUN_NAME_ENV] = run_dir.name
+
+    limit = cfg.limit_batches
+    trainer = L.Trainer(
+        default_root_dir=run_dir,
+        max_epochs=cfg.epochs,
+        accelerator=cfg.accelerator,
+        devices=cfg.devices,
+        strategy=cfg.strategy,
+        num_nodes=cfg.num_nodes,
+        precision=cfg.precision,  # type: ignore[arg-type]
+        # On CUDA a few kernels (e.g. bilinear upsampling backward) have no deterministic version: warn there.
+        deterministic="warn" if torch.cuda.is_available() and cfg.accelerator != "cpu" else True,
+        logger=build_loggers(run_dir),
+        callbacks=build_callbacks(run_dir, cfg.patience, progress),
+        limit_train_batches=limit,
+        limit_val_batches=limit,
+        log_every_n_steps=1,
+        enable_progress_bar=progress,
+        enable_model_summary=progress,
+    )
+    try:
+        trainer.fit(module, datamodule=dm, ckpt_path=cfg.resume)
+    finally:
+        if not child:
+            os.environ.pop(_RUN_NAME_ENV, None)
+    result = RunResult(run_dir=run_dir, epochs_trained=trainer.current_epoch)
+    if not trainer.is_global_zero:
+        return result
+
+    ckpt_cb = trainer.checkpoint_callback
+    best = Path(ckpt_cb.best_model_path) if ckpt_cb is not None and ckpt_cb.best_model_path else None
+    if best is not None and best.is_file():
+        _load_weights(module, best)
+    device = trainer.strategy.root_device  # Lightning moved the module back to CPU at teardown
+    val = predict_loader(module, dm.val_dataloader(), device)
+    test = predict_loader(module, dm.test_dataloader(), device)
+    module.cpu()
+
+    classes, defective = list(model.config.class_names), tuple(model.config.defective_classes)
+    known = val["defective"] >= 0
+    val_scores = _defect_scores(val, classes, defective)
+    threshold = choose_threshold(val["defective"][known].astype(int), val_scores[known],
+                                 method=cfg.threshold_method, target=cfg.miss_rate_target)  # type: ignore[arg-type]
+    model.config.threshold = float(threshold)
+    metrics = {
+        "model": cfg.model,
+        "task": cfg.task,
+        "classes": classes,
+        "defective_classes": list(defective),
+        "threshold": float(threshold),
+        "threshold_method": cfg.threshold_method,
+        "threshold_chosen_on": "val",
+        "split_sizes": split.sizes(),
+        "epochs_trained": trainer.current_epoch,
+        "best_checkpoint": str(best) if best else None,
+        "best_val_loss": float(ckpt_cb.best_model_score) if ckpt_cb and ckpt_cb.best_model_score is not None
+        else None,
+        "val": _split_metrics(val, threshold, model),
+        "test": _split_metrics(test, threshold, model),
+    }
+    metrics = _json_safe(metrics)
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    model_path = save_model(model, run_dir / "model.pt")
+    report_path = _write_report(run_dir, dm, test, threshold, model, cfg)
+    return RunResult(run_dir=run_dir, metrics=metrics, threshold=float(threshold), best_checkpoint=best,
+                     model_path=model_path, report_path=report_path, epochs_trained=trainer.current_epoch)
+
+
+def _write_report(run_dir: Path, dm: Any, test: dict[str, np.ndarray], threshold: float, model: FlawModel,
+                  cfg: TrainConfig) -> Path:
+    """report.html on the test split via the evaluation report writer."""
+    from flawscope.evaluation.report import write_classification_report
+
+    classes, defective = list(model.config.class_names), tuple(model.config.defective_classes)
+    known = test["defective"] >= 0
+    positions = test["index"][known]
+    dataset = dm.datasets["test"]
+    ok_names = [c for c in classes if c not in defective]
+    names = (ok_names[0] if len(ok_names) == 1 else "ok", defective[0] if len(defective) == 1 else "defect")
+    return write_classification_report(
+        run_dir,
+        test["defective"][known].astype(int),
+        _defect_scores(test, classes, defective)[known],
+        threshold=threshold,
+        class_names=names,
+        sample_paths=[str(dataset.samples[int(i)].image) for i in positions],
+        # Show what the model saw (crop/patch, resized), not the whole source image.
+        images_loader=lambda i: dataset[int(positions[i])]["image"].numpy(),
+        val_info={"threshold": threshold, "chosen on": f"val ({cfg.threshold_method})", "model": cfg.model,
+                  "run": run_dir.name},
+        title=f"flawscope run {run_dir.name}: test split",
+    )

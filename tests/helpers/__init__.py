@@ -1,0 +1,1 @@
+"""Helpers shared by the tests: small files in every supported format (`helpers.images`)."""
