@@ -98,10 +98,9 @@ def casting(tmp_path):
     img = _image(tmp_path / "C0001_0001.png", 60, 80)
     clean = _image(tmp_path / "C0001_0002.png", 60, 80)
     boxes = (Box(40, 30, 50, 36), Box(0, 0, 6, 4), Box(70.5, 50, 79.5, 59))
-    series = (("series", "C0001"),)
     samples = [
-        Sample(img, label="defect", defective=True, boxes=boxes, group="C0001_0001", meta=series),
-        Sample(clean, label="ok", defective=False, group="C0001_0002", meta=series),
+        Sample(img, label="defect", defective=True, boxes=boxes, group="C0001"),
+        Sample(clean, label="ok", defective=False, group="C0001"),
     ]
     return DatasetIndex(tmp_path, "gdxray", samples, ["ok", "defect"], frozenset({"defect"}))
 
@@ -137,3 +136,39 @@ def test_xdefects_ok_patches_avoid_boxes_and_include_clean_images(casting):
 
 def test_image_size_reads_header(tmp_path):
     assert image_size(_image(tmp_path / "a.png", 13, 17)) == (13, 17)
+
+
+@pytest.mark.real_data
+def test_xdefects_on_gdxray_castings_split_by_series(shared_data):
+    from flawscope.data.sources import load_dataset
+    from flawscope.data.splits import check_split, make_split
+
+    root = shared_data / "gdxray-castings"
+    if not root.is_dir():
+        pytest.skip(f"GDXray castings not found at {root}")
+    index = load_dataset(root)
+    patches = xdefects_patches(index, size=32, n_ok_per_image=4, seed=0)
+    n_boxes = sum(len(s.boxes) for s in index.samples)
+    assert sum(s.defective for s in patches.samples) == n_boxes  # one patch per annotated defect
+    assert sum(not s.defective for s in patches.samples) > n_boxes  # ok patches from every image
+    split = make_split(patches, seed=0)
+    check_split(patches, split)  # no series in two parts, both classes everywhere
+    series = {p: {patches.samples[i].group for i in split.part(p)} for p in ("train", "val", "test")}
+    assert not series["train"] & series["test"] and all(g.startswith("C") for g in series["test"])
+
+
+@pytest.mark.real_data
+def test_weld_patches_from_masks_decode_each_mask_once(shared_data):
+    from flawscope.data.cache import DecodeCache
+    from flawscope.data.sources import load_dataset
+
+    root = shared_data / "gdxray-welds"
+    if not root.is_dir():
+        pytest.skip(f"GDXray welds not found at {root}")
+    index = load_dataset(root)
+    cache = DecodeCache()
+    patches = extract_patches(index, 64, cache=cache)
+    assert cache.stats.misses == len(index)
+    n_defect = sum(s.defective for s in patches.samples)
+    assert 0 < n_defect < len(patches) / 2
+    assert {s.group for s in patches.samples} == {s.group for s in index.samples}

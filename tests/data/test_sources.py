@@ -98,6 +98,18 @@ def test_folders_empty_class_folder_is_listed(tmp_path: Path):
     assert index.skipped[0].reason.startswith("empty class folder")
 
 
+def test_folders_under_split_folders(tmp_path: Path):
+    make_folders_dataset(tmp_path / "train", {"ok": 2, "defect": 1})
+    make_folders_dataset(tmp_path / "val", {"ok": 1, "defect": 1})
+    (tmp_path / "test" / "defect").mkdir(parents=True)  # empty here, filled in train: not an empty class
+    assert detect_format(tmp_path) == "folders"
+    index = load_dataset(tmp_path)
+    assert index.classes == ["ok", "defect"] and index.skipped == []
+    assert Counter((s.split, s.label) for s in index.samples) == {
+        ("train", "ok"): 2, ("train", "defect"): 1, ("val", "ok"): 1, ("val", "defect"): 1}
+    assert len({s.group for s in index.samples}) == 5  # train/ok/ok_000 and val/ok/ok_000 differ
+
+
 def test_folders_all_empty_is_an_error(tmp_path: Path):
     (tmp_path / "ok").mkdir()
     (tmp_path / "defect").mkdir()

@@ -37,6 +37,15 @@ def test_pixel_metrics_hand_example() -> None:
     assert (m["precision"], m["recall"], m["accuracy"]) == pytest.approx((0.75, 0.75, 14 / 16))
 
 
+def test_pixel_counts_agree_with_sklearn() -> None:
+    from sklearn.metrics import confusion_matrix
+
+    rng = np.random.default_rng(3)
+    pred, gt = rng.random((2, 13, 17)) > 0.6
+    tn, fp, fn, tp = confusion_matrix(gt.ravel(), pred.ravel(), labels=[False, True]).ravel()
+    assert pixel_counts(pred, gt) == (tp, fp, fn, tn)
+
+
 def test_accumulator_sums_counts_over_images_and_batches() -> None:
     acc = PixelMetricAccumulator(threshold=0.5)
     acc.update(PRED.astype(np.float32) * 0.9, GT.astype(np.uint8) * 255)  # probabilities, 0/255 mask

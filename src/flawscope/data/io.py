@@ -214,6 +214,10 @@ def _pil_open(path: Path) -> Iterator[PILImage.Image]:
 
 
 def _exif_swaps_axes(im: PILImage.Image) -> bool:
+    # PNG's getexif() decodes the whole image to find a trailing eXIf chunk; radiograph PNGs carry no
+    # camera orientation, so only JPEG/TIFF-like photos are checked (header reads stay header-only).
+    if im.format == "PNG":
+        return False
     try:
         return im.getexif().get(0x0112, 1) in (5, 6, 7, 8)  # orientations that rotate by 90°
     except Exception:  # a broken EXIF block: exif_transpose will leave the image as is too

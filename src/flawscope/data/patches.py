@@ -194,7 +194,8 @@ def xdefects_patches(
             not move the others' patches).
 
     Returns:
-        A binary index, group = the image's series (meta "series", else its group).
+        A binary index; each patch keeps its image's group (the GDXray source groups castings by series, so
+        no series spans train and test).
     """
     if size <= 0:
         raise ConfigError(f"patch size must be positive, got {size}")
@@ -208,11 +209,10 @@ def xdefects_patches(
         if h < size or w < size:
             skipped.append(SkippedFile(sample.image, f"image {h}×{w} is smaller than the {size}² patch"))
             continue
-        group = sample.get_meta("series") or sample.group
         for b in sample.boxes:
             top = _centered((b.y1 + b.y2) / 2, size, h)
             left = _centered((b.x1 + b.x2) / 2, size, w)
-            samples.append(_patch(sample, (top, left, size, size), True, group,
+            samples.append(_patch(sample, (top, left, size, size), True, sample.group,
                                   box=f"{b.x1:g},{b.y1:g},{b.x2:g},{b.y2:g}"))
         if not n_ok_per_image or (sample.defective and not sample.boxes):
             continue
@@ -224,5 +224,5 @@ def xdefects_patches(
         for b in sample.boxes:
             free &= ~((lefts < b.x2) & (lefts + size > b.x1) & (tops < b.y2) & (tops + size > b.y1))
         for top, left in list(zip(tops[free], lefts[free], strict=True))[:n_ok_per_image]:
-            samples.append(_patch(sample, (int(top), int(left), size, size), False, group))
+            samples.append(_patch(sample, (int(top), int(left), size, size), False, sample.group))
     return _patch_index(index, samples, skipped)

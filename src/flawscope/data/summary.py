@@ -277,8 +277,8 @@ def summarize(index: DatasetIndex, deep: bool = False) -> DatasetSummary:
     else:
         problems.append(Problem(
             "single_class", "warning",
-            f"only class {populated[0]!r} has images; training a classifier needs at least two classes "
-            "(add images of another class, or pass defective_classes)", ()))
+            f"only class {populated[0]!r} has images; training a classifier needs images of at least two "
+            "classes (patch or segmentation training may still work)", ()))
 
     severity_order = {"error": 0, "warning": 1, "info": 2}
     problems.sort(key=lambda p: severity_order[p.severity])

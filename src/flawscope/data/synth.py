@@ -2,9 +2,9 @@
 
 Two generators:
 
-* `render_radiograph` / `generate_dataset`: a procedural cast part (wheel with hub, spokes, rim and bores, or
-  a ribbed plate with bosses) gives a path-length map in mm; the detector sees I = I0·exp(-μ·t) (Beer-Lambert),
-  blurred by a Gaussian PSF, with photon (Poisson) and electronic (Gaussian) noise, written as 16-bit.
+* `render_radiograph` / `generate_dataset`: a procedural cast part (wheel with hub, spokes, rim and bores,
+  or a ribbed plate with bosses) gives a path-length map in mm; the detector sees I = I0·exp(-μ·t)
+  (Beer-Lambert), blurred by a Gaussian PSF, with photon (Poisson) and electronic (Gaussian) noise, as 16-bit.
 * `superimpose_flaws` / `superimpose_dataset`: simulated flaws added to *real* defect-free radiographs in the
   attenuation domain, the GDXray practice (Mery et al.): grey value -> -log -> change the path length -> back.
 
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import csv
 import math
-import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -41,7 +40,7 @@ CONFIG_FILE = "synth_config.yaml"
 MANIFEST_FILE = "manifest.csv"
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
 _GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
-# Boxes merge flaw pixels closer than this (px): the pores of one shrinkage cluster make one box, as in GDXray.
+# Boxes merge flaw pixels this close (px): the pores of one shrinkage cluster make one box, as in GDXray.
 _BOX_JOIN_PX = 2
 
 
@@ -111,7 +110,8 @@ class SynthConfig:
             raise bad("max_flaws", self.max_flaws, "at least 1")
         lo, hi = self.flaw_size if len(self.flaw_size) == 2 else (0.0, -1.0)
         if not 2.0 <= lo <= hi <= min(self.size) / 2:
-            raise bad("flaw_size", self.flaw_size, f"(min, max) px with 2 <= min <= max <= {min(self.size) // 2}")
+            limit = min(self.size) // 2
+            raise bad("flaw_size", self.flaw_size, f"(min, max) px with 2 <= min <= max <= {limit}")
         if not 0.0 <= self.difficulty <= 1.0:
             raise bad("difficulty", self.difficulty, "a value in [0, 1]")
         if self.noise < 0 or self.blur_sigma < 0 or self.heel < 0 or self.heel > 0.5:
@@ -139,7 +139,9 @@ class SynthConfig:
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
-            raise ConfigError(f"unknown synth option(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}")
+            raise ConfigError(
+                f"unknown synth option(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}"
+            )
         return cls(**d)
 
 
@@ -171,7 +173,7 @@ class SynthImage:
 
 
 def _part_params(cfg: SynthConfig, part_id: int) -> dict[str, Any]:
-    """The shape of one part; a pure function of (seed, part_id), so every view of a part shows the same part."""
+    """The shape of one part: a pure function of (seed, part_id), so all views show the same part."""
     rng = np.random.default_rng([cfg.seed, part_id, 0x5EED])
     kind = cfg.part if cfg.part != "mixed" else ("wheel", "plate")[int(rng.integers(2))]
     if kind == "wheel":
@@ -208,8 +210,9 @@ def _part_params(cfg: SynthConfig, part_id: int) -> dict[str, Any]:
         for _ in range(int(rng.integers(0, 3)))
     ]
     return {
-        "kind": "plate", "extent": float(half.max()), "half": (float(half[0]), float(half[1])), "corner": rng.uniform(8, 30),
-        "t_base": rng.uniform(6, 15), "bevel": rng.uniform(3, 10), "ribs": ribs, "bosses": bosses, "holes": holes,
+        "kind": "plate", "extent": float(half.max()), "half": (float(half[0]), float(half[1])),
+        "corner": rng.uniform(8, 30), "t_base": rng.uniform(6, 15), "bevel": rng.uniform(3, 10),
+        "ribs": ribs, "bosses": bosses, "holes": holes,
     }
 
 
@@ -258,7 +261,8 @@ def _wheel_thickness(u: np.ndarray, v: np.ndarray, p: dict[str, Any]) -> np.ndar
         c = p["r_bolt_circle"]
         for k in range(p["n_bolts"]):
             a = p["bolt_phase"] + 2 * np.pi * k / p["n_bolts"]
-            holes = np.maximum(holes, _soft_disc(np.hypot(un - c * np.cos(a), vn - c * np.sin(a)), p["r_bolt"], 1.0))
+            dist = np.hypot(un - c * math.cos(a), vn - c * math.sin(a))
+            holes = np.maximum(holes, _soft_disc(dist, p["r_bolt"], 1.0))
         flat = t.reshape(-1)  # a view: t is contiguous
         flat[near] *= 1 - holes
     return t
@@ -309,7 +313,7 @@ def _view_thickness(rng: np.random.Generator, cfg: SynthConfig, p: dict[str, Any
 
 
 # --------------------------------------------------------------------------------------------------------
-# Flaws: each returns (rows, cols, attenuation change in μ·t units, type) on a small patch.
+# Flaws: each returns (rows, cols, attenuation change in μ·t units) of the pixels it touches.
 
 
 def _contrast(rng: np.random.Generator, cfg: SynthConfig, size: float) -> float:
@@ -568,7 +572,8 @@ def render_radiograph(
         std = np.sqrt(np.maximum(signal, 0) / photons)
         signal = signal + std * r_noise.standard_normal(signal.shape, dtype=np.float32)
         # Electronic (read-out) noise, independent of the dose.
-        signal = signal + (0.002 * full * cfg.noise / gain) * r_noise.standard_normal(signal.shape, np.float32)
+        read_noise = 0.002 * full * cfg.noise / gain
+        signal = signal + read_noise * r_noise.standard_normal(signal.shape, np.float32)
     image = dark + gain * signal
     dtype = np.uint16 if cfg.bit_depth == 16 else np.uint8
     image = np.clip(np.rint(image), 0, full).astype(dtype)
@@ -675,7 +680,8 @@ def _write_outputs(
         writer.writerows(rows)
     from flawscope import __version__
 
-    doc = {"generator": "flawscope.data.synth", "flawscope_version": __version__, **extra, "config": cfg.to_dict()}
+    doc = {"generator": "flawscope.data.synth", "flawscope_version": __version__, **extra,
+           "config": cfg.to_dict()}
     (out_dir / CONFIG_FILE).write_text(yaml.safe_dump(doc, sort_keys=False))
 
 
@@ -726,14 +732,28 @@ def _progress(total: int, enabled: bool, description: str):
                     disable=not enabled, transient=True)
 
 
+def _render_and_write(out: Path, cfg: SynthConfig, indices: Sequence[int]) -> list[dict[str, str]]:
+    """Render and write images `indices`; returns their manifest rows (also the process-pool task)."""
+    from flawscope.data.io import write_image, write_mask
+
+    rows = []
+    for i in indices:
+        result = render_radiograph(np.random.default_rng(cfg.seed + i), cfg, _is_defective(i, cfg))
+        name = f"synth_{i:05d}.png"
+        write_image(out / "images" / name, result.image, bit_depth=cfg.bit_depth)
+        write_mask(out / "masks" / name, result.mask)
+        rows.append(_row(name, result, f"part_{result.part_id:03d}"))
+    return rows
+
+
 def generate_dataset(
-    out_dir: str | Path, cfg: SynthConfig, progress: bool = False, overwrite: bool = False
+    out_dir: str | Path, cfg: SynthConfig, progress: bool = False, overwrite: bool = False, workers: int = 1
 ) -> Path:
     """Render `cfg.n_images` radiographs and write them as a dataset folder.
 
     Layout: `images/synth_00000.png` (16-bit PNG, or 8-bit), `masks/synth_00000.png` (0/255; empty for
     defect-free images), `manifest.csv` (path,label,mask,group,flaw_types,boxes,defective; paths relative to
-    out_dir, group = part id) and `synth_config.yaml` (the resolved config).
+    out_dir, group = part id; boxes "x1 y1 x2 y2 type") and `synth_config.yaml` (the resolved config).
 
     Args:
         out_dir: folder to create; must be empty unless `overwrite` (then only a previous synth run's files
@@ -741,28 +761,35 @@ def generate_dataset(
         cfg: generator settings.
         progress: show a rich progress bar.
         overwrite: allow a non-empty folder.
+        workers: processes to render with; the files are identical for any count.
 
     Returns:
         out_dir as a Path; `summarize_dataset(out_dir)` counts what it holds.
     """
-    from flawscope.data.io import write_image, write_mask
-
+    if workers < 1:
+        raise ConfigError(f"workers={workers} is invalid; use 1 or more processes")
     out = Path(out_dir)
     _prepare_out_dir(out, overwrite)
     (out / "images").mkdir(exist_ok=True)
     (out / "masks").mkdir(exist_ok=True)
-    start = time.perf_counter()
+    chunks = [range(k, min(k + 32, cfg.n_images)) for k in range(0, cfg.n_images, 32)]
     rows: list[dict[str, str]] = []
     with _progress(cfg.n_images, progress, "synth") as bar:
         task = bar.add_task("render", total=cfg.n_images)
-        for i in range(cfg.n_images):
-            result = render_radiograph(np.random.default_rng(cfg.seed + i), cfg, _is_defective(i, cfg))
-            name = f"synth_{i:05d}.png"
-            write_image(out / "images" / name, result.image, bit_depth=cfg.bit_depth)
-            write_mask(out / "masks" / name, result.mask)
-            rows.append(_row(name, result, f"part_{result.part_id:03d}"))
-            bar.advance(task)
-    _write_outputs(out, cfg, rows, {"kind": "generate", "seconds": round(time.perf_counter() - start, 3)})
+        if workers == 1 or len(chunks) < 2:
+            for chunk in chunks:
+                rows += _render_and_write(out, cfg, chunk)
+                bar.advance(task, len(chunk))
+        else:
+            from concurrent.futures import ProcessPoolExecutor
+
+            with ProcessPoolExecutor(min(workers, len(chunks))) as pool:
+                # map keeps chunk order, so the manifest is the same whatever the worker count.
+                n = len(chunks)
+                for chunk_rows in pool.map(_render_and_write, [out] * n, [cfg] * n, chunks):
+                    rows += chunk_rows
+                    bar.advance(task, len(chunk_rows))
+    _write_outputs(out, cfg, rows, {"kind": "generate"})
     return out
 
 
@@ -796,12 +823,12 @@ def superimpose_dataset(
     progress: bool = False,
     overwrite: bool = False,
 ) -> Path:
-    """Write a dataset of real defect-free radiographs with simulated flaws (same layout as `generate_dataset`).
+    """Write real defect-free radiographs with simulated flaws (same layout as `generate_dataset`).
 
     Output i uses source image i % len(sources) and `np.random.default_rng(cfg.seed + i)`; a
     `cfg.defect_fraction` share get flaws, the rest are copied unchanged with an empty mask. Images keep
-    their source bit depth; colour images are averaged to grey. group = the source image's stem, so every
-    output made from one radiograph lands on the same side of a split.
+    their source bit depth (8 or 16; float files become 16-bit); colour images are averaged to grey.
+    group = the source image's stem, so every output made from one radiograph stays on one side of a split.
 
     Args:
         src_samples_or_dir: a folder of defect-free images, or samples/paths of them.
@@ -819,7 +846,6 @@ def superimpose_dataset(
     (out / "images").mkdir(exist_ok=True)
     (out / "masks").mkdir(exist_ok=True)
     total = len(sources) if n_images is None else n_images
-    start = time.perf_counter()
     rows: list[dict[str, str]] = []
     with _progress(total, progress, "superimpose") as bar:
         task = bar.add_task("superimpose", total=total)
@@ -829,6 +855,11 @@ def superimpose_dataset(
             pixels = raw.pixels
             if pixels.ndim == 3:
                 pixels = pixels.mean(axis=2).astype(pixels.dtype)
+            if np.issubdtype(pixels.dtype, np.floating):
+                # Float files (32-bit TIFF) are written back as 16-bit, scaled by their maximum.
+                top = float(np.nanmax(pixels)) if pixels.size else 0.0
+                scaled = np.clip(np.nan_to_num(pixels) / max(top, 1e-12), 0, 1)
+                pixels = np.rint(scaled * 65535).astype(np.uint16)
             rng = np.random.default_rng(cfg.seed + i)
             if _is_defective(i, cfg):
                 result = superimpose_flaws(pixels, rng, cfg)
@@ -839,7 +870,5 @@ def superimpose_dataset(
             write_mask(out / "masks" / name, result[1])
             rows.append(_row(name, result, path.stem))
             bar.advance(task)
-    extra = {"kind": "superimpose", "seconds": round(time.perf_counter() - start, 3),
-             "sources": [str(p) for p in sources]}
-    _write_outputs(out, cfg, rows, extra)
+    _write_outputs(out, cfg, rows, {"kind": "superimpose", "sources": [str(p) for p in sources]})
     return out
