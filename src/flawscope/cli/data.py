@@ -114,7 +114,9 @@ def print_summary(summary: DatasetSummary, console: Console) -> None:
     table = Table("severity", "kind", "problem", title=f"{len(s.problems)} problems")
     style = {"error": "red", "warning": "yellow", "info": "cyan"}
     for p in s.problems[:_MAX_PROBLEMS_SHOWN]:
-        table.add_row(f"[{style[p.severity]}]{p.severity}[/]", p.kind, p.message)
+        # Paths relative to the dataset root keep the distinguishing part visible in a narrow terminal.
+        message = p.message.replace(f"{s.root}/", "")
+        table.add_row(f"[{style[p.severity]}]{p.severity}[/]", p.kind, message, overflow="fold")
     if len(s.problems) > _MAX_PROBLEMS_SHOWN:
         more = len(s.problems) - _MAX_PROBLEMS_SHOWN
         table.add_row("", "", f"... {more} more (all of them in --json FILE)")

@@ -32,15 +32,16 @@ synth_app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
-# Every option defaults to None = "not given", so --config values are only overridden by options the user typed.
+# Every option defaults to None = "not given", so only options the user typed override --config values.
 _Config = Annotated[Path | None, typer.Option(
-    "--config", help="YAML with SynthConfig fields (a previous synth_config.yaml works); options override it.")]
+    "--config", help="YAML of SynthConfig fields (a previous synth_config.yaml works); options override it.")]
 _NImages = Annotated[int | None, typer.Option("--n-images", "-n", help="Number of images [default: 200].")]
 _Fraction = Annotated[float | None, typer.Option(
     "--defect-fraction", help="Fraction of images with flaws; the rest are defect-free [default: 0.5].")]
 _Types = Annotated[str | None, typer.Option(
     "--flaw-types", help="Comma-separated flaw types: pore, crack, inclusion [default: all three].")]
-_MaxFlaws = Annotated[int | None, typer.Option("--max-flaws", help="Most flaws per defective image [default: 4].")]
+_MaxFlaws = Annotated[int | None, typer.Option(
+    "--max-flaws", help="Most flaws per defective image [default: 4].")]
 _FlawSize = Annotated[str | None, typer.Option(
     "--flaw-size", help="MIN,MAX flaw footprint in px (cracks are 2-4x longer) [default: 3,14].")]
 _Difficulty = Annotated[float | None, typer.Option(
@@ -62,7 +63,9 @@ def _parse_pair(text: str, option: str, cast: type = float) -> tuple[Any, Any]:
     if len(values) == 1:
         values *= 2
     if len(values) != 2:
-        raise ConfigError(f"{option} {text!r} is not understood; give one number or two as A,B (e.g. 256 or 3,14)")
+        raise ConfigError(
+            f"{option} {text!r} is not understood; give one number or two as A,B (e.g. 256 or 3,14)"
+        )
     return values[0], values[1]
 
 
@@ -123,7 +126,7 @@ def generate_command(
     part: Annotated[str | None, typer.Option(
         "--part", help="wheel, plate or mixed [default: wheel].")] = None,
     n_parts: Annotated[int | None, typer.Option(
-        "--n-parts", help="Distinct parts the images are views of; manifest group = part [default: 20].")] = None,
+        "--n-parts", help="Distinct parts the images show; manifest group = part [default: 20].")] = None,
     material: Annotated[str | None, typer.Option(
         "--material", help="aluminium, magnesium or steel [default: aluminium].")] = None,
     workers: Annotated[int, typer.Option(
@@ -131,8 +134,11 @@ def generate_command(
     config: _Config = None,
     overwrite: _Overwrite = False,
 ) -> None:
-    """Render synthetic radiographs of cast parts (Beer-Lambert attenuation, blur, photon noise, 16-bit) with
-    pores, cracks and inclusions, their masks, boxes and labels."""
+    """Render radiographs of cast parts with pores, cracks and inclusions (the default command).
+
+    Beer-Lambert attenuation of a procedural wheel or plate, detector blur, photon and electronic noise,
+    16-bit PNG; each image with its mask, flaw boxes and flaw-type labels.
+    """
     import time
 
     from flawscope.data.synth import generate_dataset
@@ -149,10 +155,10 @@ def generate_command(
 
 @synth_app.command("superimpose")
 def superimpose_command(
-    src_dir: Annotated[Path, typer.Argument(help="Folder of defect-free radiographs (searched recursively).")],
+    src_dir: Annotated[Path, typer.Argument(help="Folder of defect-free radiographs (searched recursively)")],
     out: Annotated[Path, typer.Argument(help="Output folder (created; must be empty unless --overwrite).")],
     n_images: Annotated[int | None, typer.Option(
-        "--n-images", "-n", help="Number of outputs, cycling over the sources [default: one per source].")] = None,
+        "--n-images", "-n", help="Outputs, cycling over the sources [default: one per source].")] = None,
     defect_fraction: _Fraction = None,
     flaw_types: _Types = None,
     max_flaws: _MaxFlaws = None,
@@ -163,8 +169,11 @@ def superimpose_command(
     config: _Config = None,
     overwrite: _Overwrite = False,
 ) -> None:
-    """Add simulated ellipsoidal pores, cracks and inclusions to real defect-free radiographs in the
-    attenuation domain (the GDXray practice), with masks; images keep their bit depth."""
+    """Add simulated flaws to real defect-free radiographs (GDXray practice).
+
+    Ellipsoidal pores, cracks and inclusions change the path length in the attenuation domain
+    (-log of the grey value); images keep their bit depth and get masks, boxes and labels.
+    """
     import time
 
     from flawscope.data.synth import superimpose_dataset
