@@ -76,3 +76,29 @@ def test_errors() -> None:
         sliding_window_predict(lambda t: t, (x * 255).to(torch.uint8), tile=16)
     with pytest.raises(ConfigError, match=r"\(C, H, W\)"):
         sliding_window_predict(lambda t: t, x[0], tile=16)
+
+
+@pytest.mark.real_data
+def test_real_weld_radiograph(shared_data) -> None:
+    """A 366 x 3512 GDXray weld: tiles cover it exactly and a conv matches the full-image conv."""
+    import numpy as np
+    from PIL import Image
+
+    path = shared_data / "gdxray-welds" / "W0001" / "W0001_0001.png"
+    if not path.is_file():
+        pytest.skip(f"{path} not found")
+    x = torch.from_numpy(np.asarray(Image.open(path), dtype=np.float32) / 255.0)[None]
+    assert torch.equal(sliding_window_predict(lambda t: t, x, tile=256, overlap=32, batch_size=4), x)
+    conv = nn.Conv2d(1, 1, 3, padding=1, bias=False)
+    nn.init.constant_(conv.weight, 1 / 9)  # a 3 x 3 mean filter
+    with torch.no_grad():
+        full = conv(x[None])[0]
+    torch.testing.assert_close(sliding_window_predict(conv, x, tile=256, overlap=32), full, atol=1e-5, rtol=0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_tiles_run_on_gpu_output_stays_on_cpu() -> None:
+    x = _image(1, 70, 50)
+    y = sliding_window_predict(lambda t: t * 2, x, tile=32, overlap=8, device="cuda")
+    assert y.device.type == "cpu"
+    torch.testing.assert_close(y, 2 * x)

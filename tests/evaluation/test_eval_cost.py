@@ -54,3 +54,11 @@ def test_model_cost() -> None:
     assert cost["flops"] == 2 * 2 * 256 * 9
     assert set(cost["latency"]) == {1, 2}
     assert all(v["gflops_per_s"] > 0 for v in cost["latency"].values())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_latency_on_gpu_moves_model_back() -> None:
+    model = nn.Conv2d(1, 4, 3, padding=1)
+    lat = measure_latency(model, (1, 32, 32), batch_size=2, device="cuda", warmup=1, iters=3)
+    assert lat["ms_per_batch"] > 0 and lat["device"].startswith("cuda")
+    assert next(model.parameters()).device.type == "cpu"

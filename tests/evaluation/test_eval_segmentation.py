@@ -108,3 +108,21 @@ def test_image_scores() -> None:
     assert image_scores(np.stack([p, p * 0.5])).tolist() == [1.0, 0.5]
     with pytest.raises(FlawscopeError, match="unknown"):
         image_score(p, "mean")  # type: ignore[arg-type]
+
+
+@pytest.mark.real_data
+def test_real_weld_mask(shared_data) -> None:
+    """GDXray weld W0002 mask: a mask scored against itself is perfect, and its flaws are described."""
+    from PIL import Image
+
+    path = shared_data / "gdxray-welds" / "W0002" / "W0002_0001.png"
+    if not path.is_file():
+        pytest.skip(f"{path} not found")
+    mask = np.asarray(Image.open(path)).astype(bool)
+    flaws = describe_flaws(mask, pixel_size_mm=0.1)
+    assert len(flaws) >= 1 and sum(f["area_px"] for f in flaws) == mask.sum()
+    m = match_flaws(mask, mask)
+    assert m.n_gt == len(flaws) and m.recall == 1.0 and m.n_false == 0
+    acc = PixelMetricAccumulator()
+    acc.update(mask, mask)
+    assert acc.compute()["miou"] == 1.0

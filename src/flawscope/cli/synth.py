@@ -35,19 +35,19 @@ synth_app = typer.Typer(
 # Every option defaults to None = "not given", so only options the user typed override --config values.
 _Config = Annotated[Path | None, typer.Option(
     "--config", help="YAML of SynthConfig fields (a previous synth_config.yaml works); options override it.")]
-_NImages = Annotated[int | None, typer.Option("--n-images", "-n", help="Number of images [default: 200].")]
+_NImages = Annotated[int | None, typer.Option("--n-images", "-n", help="Number of images (default: 200).")]
 _Fraction = Annotated[float | None, typer.Option(
-    "--defect-fraction", help="Fraction of images with flaws; the rest are defect-free [default: 0.5].")]
+    "--defect-fraction", help="Fraction of images with flaws; the rest are defect-free (default: 0.5).")]
 _Types = Annotated[str | None, typer.Option(
-    "--flaw-types", help="Comma-separated flaw types: pore, crack, inclusion [default: all three].")]
+    "--flaw-types", help="Comma-separated flaw types: pore, crack, inclusion (default: all three).")]
 _MaxFlaws = Annotated[int | None, typer.Option(
-    "--max-flaws", help="Most flaws per defective image [default: 4].")]
+    "--max-flaws", help="Most flaws per defective image (default: 4).")]
 _FlawSize = Annotated[str | None, typer.Option(
-    "--flaw-size", help="MIN,MAX flaw footprint in px (cracks are 2-4x longer) [default: 3,14].")]
+    "--flaw-size", help="MIN,MAX flaw footprint in px (cracks are 2-4x longer) (default: 3,14).")]
 _Difficulty = Annotated[float | None, typer.Option(
-    "--difficulty", help="0 = high-contrast flaws .. 1 = faint, near the noise [default: 0.5].")]
-_Blur = Annotated[float | None, typer.Option("--blur-sigma", help="Detector PSF sigma in px [default: 0.8].")]
-_Seed = Annotated[int | None, typer.Option("--seed", help="Base seed; image i uses seed + i [default: 0].")]
+    "--difficulty", help="0 = high-contrast flaws .. 1 = faint, near the noise (default: 0.5).")]
+_Blur = Annotated[float | None, typer.Option("--blur-sigma", help="Detector PSF sigma in px (default: 0.8).")]
+_Seed = Annotated[int | None, typer.Option("--seed", help="Base seed; image i uses seed + i (default: 0).")]
 _Overwrite = Annotated[bool, typer.Option(
     "--overwrite", help="Write into a non-empty folder; only files of a previous synth run are replaced.")]
 
@@ -110,25 +110,25 @@ def generate_command(
     out: Annotated[Path, typer.Argument(help="Output folder (created; must be empty unless --overwrite).")],
     n_images: _NImages = None,
     size: Annotated[str | None, typer.Option(
-        "--size", help="Image size: 256 (square) or HxW, e.g. 256x320 [default: 256].")] = None,
+        "--size", help="Image size: 256 (square) or HxW, e.g. 256x320 (default: 256).")] = None,
     defect_fraction: _Fraction = None,
     flaw_types: _Types = None,
     max_flaws: _MaxFlaws = None,
     flaw_size: _FlawSize = None,
     difficulty: _Difficulty = None,
     noise: Annotated[float | None, typer.Option(
-        "--noise", help="Photon + electronic noise scale; 0 = noise-free [default: 1].")] = None,
+        "--noise", help="Photon + electronic noise scale; 0 = noise-free (default: 1).")] = None,
     blur_sigma: _Blur = None,
     heel: Annotated[float | None, typer.Option(
-        "--heel", help="Heel-effect gradient and vignetting strength, 0..0.5 [default: 0.15].")] = None,
-    bit_depth: Annotated[int | None, typer.Option("--bit-depth", help="16 or 8 [default: 16].")] = None,
+        "--heel", help="Heel-effect gradient and vignetting strength, 0..0.5 (default: 0.15).")] = None,
+    bit_depth: Annotated[int | None, typer.Option("--bit-depth", help="16 or 8 (default: 16).")] = None,
     seed: _Seed = None,
     part: Annotated[str | None, typer.Option(
-        "--part", help="wheel, plate or mixed [default: wheel].")] = None,
+        "--part", help="wheel, plate or mixed (default: wheel).")] = None,
     n_parts: Annotated[int | None, typer.Option(
-        "--n-parts", help="Distinct parts the images show; manifest group = part [default: 20].")] = None,
+        "--n-parts", help="Distinct parts the images show; manifest group = part (default: 20).")] = None,
     material: Annotated[str | None, typer.Option(
-        "--material", help="aluminium, magnesium or steel [default: aluminium].")] = None,
+        "--material", help="aluminium, magnesium or steel (default: aluminium).")] = None,
     workers: Annotated[int, typer.Option(
         "--workers", help="Processes to render with (output is identical for any count).")] = 1,
     config: _Config = None,
@@ -136,8 +136,8 @@ def generate_command(
 ) -> None:
     """Render radiographs of cast parts with pores, cracks and inclusions (the default command).
 
-    Beer-Lambert attenuation of a procedural wheel or plate, detector blur, photon and electronic noise,
-    16-bit PNG; each image with its mask, flaw boxes and flaw-type labels.
+    Beer-Lambert attenuation of a procedural wheel or plate, detector blur, photon noise, 16-bit PNG.
+    Each image comes with its mask, flaw boxes and flaw-type labels in manifest.csv.
     """
     import time
 
@@ -158,7 +158,7 @@ def superimpose_command(
     src_dir: Annotated[Path, typer.Argument(help="Folder of defect-free radiographs (searched recursively)")],
     out: Annotated[Path, typer.Argument(help="Output folder (created; must be empty unless --overwrite).")],
     n_images: Annotated[int | None, typer.Option(
-        "--n-images", "-n", help="Outputs, cycling over the sources [default: one per source].")] = None,
+        "--n-images", "-n", help="Outputs, cycling over the sources (default: one per source).")] = None,
     defect_fraction: _Fraction = None,
     flaw_types: _Types = None,
     max_flaws: _MaxFlaws = None,
@@ -171,8 +171,8 @@ def superimpose_command(
 ) -> None:
     """Add simulated flaws to real defect-free radiographs (GDXray practice).
 
-    Ellipsoidal pores, cracks and inclusions change the path length in the attenuation domain
-    (-log of the grey value); images keep their bit depth and get masks, boxes and labels.
+    Pores, cracks and inclusions change the path length in the attenuation domain (-log grey value).
+    Images keep their bit depth and get masks, boxes and labels in manifest.csv.
     """
     import time
 

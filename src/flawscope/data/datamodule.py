@@ -39,7 +39,8 @@ class FlawDataset(Dataset):
         transform: resize/crop, augmentation and normalisation (build_train/eval_transform).
         cache: decode cache shared by the patches of one image.
         flaw_types: flaw-type names of the multi-hot `flaw_types` vector; empty = none.
-        defective_classes: classes that count as defective (for samples with `defective` unknown).
+        defective_classes: classes that count as defective (for samples with `defective` unknown); None =
+            the second class of a binary problem, no class otherwise.
         seed: base seed of the augmentation.
     """
 
@@ -60,9 +61,9 @@ class FlawDataset(Dataset):
         self.transform = transform
         self.cache = cache if cache is not None else DecodeCache()
         self.flaw_types = list(flaw_types)
-        self.defective_classes = (
-            frozenset(defective_classes) if defective_classes is not None else frozenset(self.classes[1:2])
-        )
+        if defective_classes is None:
+            defective_classes = frozenset(self.classes[1:]) if len(self.classes) == 2 else frozenset()
+        self.defective_classes = frozenset(defective_classes)
         self.seed = seed
         for s in self.samples:
             if s.label and s.label not in self.classes:

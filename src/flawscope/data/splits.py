@@ -306,8 +306,10 @@ def check_split(index: DatasetIndex, split: Split) -> None:
 
 
 def _path_key(index: DatasetIndex, path: Path) -> str:
+    root = Path(index.root)
+    base = root.parent if root.suffix else root  # a manifest file: paths relative to its folder
     try:
-        return Path(path).relative_to(index.root).as_posix()
+        return Path(path).relative_to(base).as_posix()
     except ValueError:
         return Path(path).as_posix()
 

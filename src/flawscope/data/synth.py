@@ -451,9 +451,13 @@ def _add_flaws(
     # model) could tell them from the part's own edges.
     steep = gaussian_gradient_magnitude(att, 2.0) > 0.02
     # Nor in near-black regions (< 4 % transmission) where the photon noise swamps any flaw.
-    candidates = np.flatnonzero((att >= min_att) & (att <= 3.2) & ~steep)
+    # And not on the image border, where a flaw would be cut to a sliver.
+    margin = int(math.ceil(cfg.flaw_size[1] / 2))
+    inner = np.zeros(shape, bool)
+    inner[margin:shape[0] - margin, margin:shape[1] - margin] = True
+    candidates = np.flatnonzero((att >= min_att) & (att <= 3.2) & ~steep & inner)
     if candidates.size < 50:
-        candidates = np.flatnonzero(att >= min_att)
+        candidates = np.flatnonzero((att >= min_att) & inner)
     if candidates.size == 0:
         candidates = np.flatnonzero(att >= np.quantile(att, 0.5))
     n_flaws = int(rng.integers(1, cfg.max_flaws + 1))
@@ -585,10 +589,11 @@ def superimpose_flaws(
 ) -> tuple[np.ndarray, np.ndarray, list[Box], tuple[str, ...]]:
     """Add simulated flaws to a real defect-free radiograph in the attenuation domain (GDXray practice).
 
-    Grey values g are taken as proportional to dose: the relative path length is L = -log(g / white), with
-    white the image's 99.9th percentile. Flaws change L where the image shows material, the change is blurred
-    by the detector PSF (`cfg.blur_sigma`) and turned back into grey values; pixels farther than the PSF's
-    reach from the flaws keep their exact value.
+    Grey values above the dark level are taken as proportional to dose: the relative path length is
+    L = -log((g - dark) / (white - dark)), with dark/white the image's 0.1/99.9th percentiles. Flaws change L
+    where the image shows material that is neither near-white nor near-black; the change is blurred by the
+    detector PSF (`cfg.blur_sigma`) and turned back into grey values. Pixels beyond the PSF's reach from the
+    flaws keep their exact value.
 
     Args:
         image: (H, W) grey image, integer or float.
@@ -608,13 +613,16 @@ def superimpose_flaws(
             "lower flaw_size"
         )
     g = image.astype(np.float64)
-    white = float(np.quantile(g, 0.999))
-    if white <= 0:
-        raise ConfigError("image is all zeros; superimpose needs a radiograph with material and signal")
+    # Dose is proportional to grey value above the detector's dark level (GDXray's 8-bit floor is ~15).
+    dark, white = (float(v) for v in np.quantile(g, [0.001, 0.999]))
+    dark = dark if dark < 0.5 * white else 0.0
+    if white - dark <= 0:
+        raise ConfigError("image is flat (one grey value); superimpose needs a radiograph of a part")
     # Smooth first so noise does not decide where material is or how much may be removed.
-    att = -np.log(np.clip(gaussian_filter(g, 2.0), white * 1e-3, None) / white)
-    # Place flaws on material: at least 10 % attenuated, and not so dark that nothing could be seen.
-    usable = (att > 0.1) & (att < -np.log(0.02))
+    dose = np.clip(gaussian_filter(g, 2.0) - dark, (white - dark) * 1e-3, None) / (white - dark)
+    att = -np.log(dose)
+    # Place flaws on material: at least 10 % attenuated, and above 5 % of the range, where flaws can be seen.
+    usable = (att > 0.1) & (att < -np.log(0.05))
     delta, types = _add_flaws(rng, cfg, np.where(usable, att, 0.0), min_att=0.1)
     mask, boxes, present = _ground_truth(types)
     factor = np.exp(-delta.astype(np.float64)) - 1.0
@@ -622,7 +630,7 @@ def superimpose_flaws(
         factor = gaussian_filter(factor, cfg.blur_sigma)
     out = image.copy()
     touched = factor != 0
-    new = g[touched] * (1.0 + factor[touched])
+    new = g[touched] + (g[touched] - dark) * factor[touched]
     if np.issubdtype(image.dtype, np.integer):
         info = np.iinfo(image.dtype)
         new = np.clip(np.rint(new), info.min, info.max)
