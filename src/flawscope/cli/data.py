@@ -1,4 +1,4 @@
-"""`flawscope data`: inspect datasets before training (`data summary`, `data formats`)."""
+"""`flawscope data`: inspect and prepare datasets (`summary`, `formats`, `patches`, `split`)."""
 
 from __future__ import annotations
 
@@ -121,6 +121,71 @@ def print_summary(summary: DatasetSummary, console: Console) -> None:
         more = len(s.problems) - _MAX_PROBLEMS_SHOWN
         table.add_row("", "", f"... {more} more (all of them in --json FILE)")
     console.print(table)
+
+
+@data_app.command("patches")
+def patches_command(
+    root: Annotated[Path, typer.Argument(help="Dataset folder, or a manifest .csv file.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Manifest .csv to write (patches as crops).")],
+    size: Annotated[int, typer.Option(help="Patch side in pixels (native resolution, no resizing).")] = 64,
+    overlap: Annotated[int, typer.Option(help="Overlap between neighbouring patches in pixels.")] = 0,
+    min_defect_pixels: Annotated[int, typer.Option(
+        help="A patch is defective when its mask (or boxes) covers at least this many pixels.")] = 1,
+    source: Annotated[Literal["mask", "boxes"], typer.Option(help="Where defect pixels come from.")] = "mask",
+    keep_ok_ratio: Annotated[float | None, typer.Option(
+        help="Keep at most this many ok patches per defective patch (random, seeded).")] = None,
+    xdefects: Annotated[bool, typer.Option(
+        "--xdefects", help="GDXray Xdefects protocol: patches centred on each box plus defect-free patches "
+        "of the same images (ignores --overlap/--source).")] = False,
+    ok_per_image: Annotated[int, typer.Option(help="With --xdefects: defect-free patches per image.")] = 4,
+    format: Annotated[str, typer.Option("--format", "-f", help="Dataset format, or 'auto'.")] = "auto",
+    on_bad_file: Annotated[Literal["error", "skip"], typer.Option("--on-bad-file")] = "error",
+    seed: Annotated[int, typer.Option(help="Seed for sampled patches.")] = 0,
+) -> None:
+    """Cut large images into patches at native resolution and write them as a manifest of crops."""
+    from rich.console import Console
+
+    from flawscope.data.patches import extract_patches, xdefects_patches
+    from flawscope.data.sources import load_dataset
+    from flawscope.data.sources.manifest import write_manifest
+
+    console = Console()
+    index = load_dataset(root, format=format, on_bad_file=on_bad_file)
+    if xdefects:
+        patches = xdefects_patches(index, size=size, n_ok_per_image=ok_per_image, seed=seed)
+    else:
+        patches = extract_patches(index, size, overlap=overlap, min_defect_pixels=min_defect_pixels,
+                                  source=source, keep_ok_ratio=keep_ok_ratio, seed=seed)
+    write_manifest(patches, out)
+    n_bad = sum(1 for s in patches.samples if s.defective)
+    console.print(f"{len(patches)} patches ({n_bad} defective, {len(patches) - n_bad} ok) from {len(index)} "
+                  f"images in {len({s.group for s in patches.samples})} groups -> {out}")
+    for skipped in patches.skipped:
+        console.print(f"[yellow]skipped[/] {skipped.path}: {skipped.reason}")
+
+
+@data_app.command("split")
+def split_command(
+    root: Annotated[Path, typer.Argument(help="Dataset folder, or a manifest .csv file.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Split .csv to write.")],
+    val_fraction: Annotated[float, typer.Option(help="Fraction of samples (by group) for validation.")] = 0.15,
+    test_fraction: Annotated[float, typer.Option(help="Fraction of samples (by group) for test.")] = 0.15,
+    by_group: Annotated[bool, typer.Option(help="Keep each group (series, part, radiograph) in one part.")] = True,
+    seed: Annotated[int, typer.Option(help="Split seed; the same seed gives the same split.")] = 0,
+    format: Annotated[str, typer.Option("--format", "-f", help="Dataset format, or 'auto'.")] = "auto",
+) -> None:
+    """Make a reproducible, group-aware, stratified train/val/test split and save it as a manifest."""
+    from rich.console import Console
+
+    from flawscope.data.sources import load_dataset
+    from flawscope.data.splits import check_split, make_split, save_split
+
+    index = load_dataset(root, format=format)
+    split = make_split(index, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed,
+                       by_group=by_group)
+    check_split(index, split, by_group=by_group)
+    save_split(index, split, out)
+    Console().print(f"split {split.sizes()} (seed {seed}, {split.method}) -> {out}")
 
 
 def register(app: typer.Typer) -> None:

@@ -253,10 +253,11 @@ def balance_indices(index: DatasetIndex, indices: list[int], seed: int = 0) -> l
     return [i for i in indices if i in keep]
 
 
-def check_split(index: DatasetIndex, split: Split) -> None:
+def check_split(index: DatasetIndex, split: Split, by_group: bool = True) -> None:
     """Raise a DatasetError when a split cannot train or evaluate a detector.
 
-    Checks: positions are valid and in one part only; train is not empty; no group spans two parts; every
+    Checks: positions are valid and in one part only; train is not empty; no group spans two parts (unless
+    the user chose a per-sample split, by_group=False); every
     non-empty part holds both defective and ok samples (binary) or at least two classes (multi-class).
     Multi-class parts missing some classes only warn.
     """
@@ -275,7 +276,7 @@ def check_split(index: DatasetIndex, split: Split) -> None:
     for i, part in seen.items():
         group_parts[index.samples[i].group].add(part)
     leaks = {g: p for g, p in group_parts.items() if len(p) > 1}
-    if leaks:
+    if leaks and by_group:
         g = sorted(leaks)[0]
         raise DatasetError(
             f"{len(leaks)} group(s) span several parts, e.g. group {g!r} is in "

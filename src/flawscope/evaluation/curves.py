@@ -112,7 +112,7 @@ def plot_curves(
     mf = miss_false_alarm_curve(y, s)
     fig = _new_figure()
     ax = fig.add_subplot()
-    ax.step(mf["false_alarm_rate"], mf["miss_rate"], where="post")
+    ax.plot(mf["false_alarm_rate"], mf["miss_rate"])  # not monotonic in x, so a line, not steps
     if op:
         ax.plot(op["false_alarm_rate"], op["miss_rate"], "o", color="C3", label=f"threshold {threshold:.3g}")
         ax.legend(loc="upper right")

@@ -147,7 +147,7 @@ class FlawModule(L.LightningModule):
         )
         self.model = model
         self.loss = build_loss(self.task, loss, class_weights, pos_weight, seg_weight, cls_weight)
-        self._frozen = _freeze(model, freeze_stages)
+        self.n_frozen = len(_freeze(model, freeze_stages))
         # Set by the run so a NaN error can name the files of the batch; index -> description.
         self.describe_samples: Callable[[Sequence[int]], list[str]] | None = None
         self._make_metrics()
@@ -171,8 +171,10 @@ class FlawModule(L.LightningModule):
 
     def train(self, mode: bool = True) -> FlawModule:
         super().train(mode)
-        for stage in self._frozen:  # frozen stages keep their batch-norm statistics
-            stage.eval()
+        if self.n_frozen:
+            # Looked up anew: DDP's SyncBatchNorm conversion replaces the batch-norm modules.
+            for stage in backbone_stages(self.model)[: self.n_frozen]:
+                stage.eval()  # frozen stages keep their batch-norm statistics
         return self
 
     # -- steps ------------------------------------------------------------------------------------------

@@ -345,6 +345,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> RunResult:
         precision=cfg.precision,  # type: ignore[arg-type]
         # On CUDA a few kernels (e.g. bilinear upsampling backward) have no deterministic version: warn there.
         deterministic="warn" if torch.cuda.is_available() and cfg.accelerator != "cpu" else True,
+        # With several devices, batch-norm statistics over the global batch, as in one-device training.
+        sync_batchnorm=True,
         logger=build_loggers(run_dir),
         callbacks=build_callbacks(run_dir, cfg.patience, progress),
         limit_train_batches=limit,

@@ -149,3 +149,35 @@ def load_manifest(root: Path, ctx: SourceContext) -> DatasetIndex:
         if ctx.usable(image, mask):
             samples.append(sample)
     return make_index(path, "manifest", samples, order_classes(labels, defective), defective)
+
+
+def write_manifest(index: DatasetIndex, path: str | Path) -> Path:
+    """Write an index as a manifest CSV that `load_dataset` reads back to the same samples (RLE masks excepted)."""
+    path = Path(path)
+    if any(s.mask is not None and not isinstance(s.mask, Path) for s in index.samples):
+        raise DatasetError(
+            f"cannot write {path}: some masks are run-length encoded; write them as files first (or keep the "
+            "original dataset and save only the split)"
+        )
+    base = path.parent.resolve()
+    meta_keys = sorted({k for s in index.samples for k, _ in s.meta})
+
+    def rel(p: Path) -> str:
+        p = p.resolve()
+        return str(p.relative_to(base)) if p.is_relative_to(base) else str(p)
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow([*COLUMNS, *(META_PREFIX + k for k in meta_keys)])
+        for s in index.samples:
+            meta = dict(s.meta)
+            writer.writerow([
+                rel(s.image), s.label, rel(s.mask) if isinstance(s.mask, Path) else "", s.group, s.split or "",
+                ";".join(s.flaw_types),
+                ";".join(f"{b.x1:g} {b.y1:g} {b.x2:g} {b.y2:g} {b.label}" for b in s.boxes),
+                "" if s.defective is None else int(s.defective),
+                " ".join(map(str, s.crop)) if s.crop else "",
+                *(meta.get(k, "") for k in meta_keys),
+            ])
+    return path
