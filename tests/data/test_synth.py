@@ -149,7 +149,8 @@ def test_voids_are_brighter_and_inclusions_darker():
         for i in range(5):
             flawed, clean = _render(i, cfg, True), _render(i, cfg, False)
             m = flawed.mask
-            changes.append(sign * (flawed.image[m].astype(float).mean() / clean.image[m].astype(float).mean() - 1))
+            ratio = flawed.image[m].astype(float).mean() / clean.image[m].astype(float).mean()
+            changes.append(sign * (ratio - 1))
         assert min(changes) > 0.005, (kind, changes)
 
 
@@ -220,7 +221,8 @@ def test_manifest_loads_as_a_flawscope_dataset(tmp_path):
     rows = _manifest(out)
     for sample, row in zip(index.samples, rows, strict=True):
         assert sample.defective == (row["defective"] == "1")
-        assert sample.group == row["group"] and len(sample.boxes) == len(list(filter(None, row["boxes"].split(";"))))
+        assert sample.group == row["group"]
+        assert len(sample.boxes) == len(list(filter(None, row["boxes"].split(";"))))
         assert sample.mask is not None
 
 
@@ -275,7 +277,8 @@ def test_overwrite_replaces_only_previous_synth_files(tmp_path):
 @pytest.mark.parametrize(
     "field, value",
     [("defect_fraction", 1.5), ("flaw_types", ("pore", "bubble")), ("part", "gearbox"), ("bit_depth", 12),
-     ("flaw_size", (3.0, 100.0)), ("size", (8, 8)), ("difficulty", -0.1), ("material", "wood"), ("max_flaws", 0)],
+     ("flaw_size", (3.0, 100.0)), ("size", (8, 8)), ("difficulty", -0.1), ("material", "wood"),
+     ("max_flaws", 0)],
 )
 def test_bad_config_names_the_field(field, value):
     with pytest.raises(ConfigError, match=field):
@@ -321,7 +324,8 @@ def test_superimpose_changes_only_near_the_mask(dtype):
 
 def test_superimpose_inclusions_darken():
     img = _real_like()
-    out, mask, _, types = superimpose_flaws(img, np.random.default_rng(1), replace(TINY, flaw_types=("inclusion",)))
+    cfg = replace(TINY, flaw_types=("inclusion",))
+    out, mask, _, types = superimpose_flaws(img, np.random.default_rng(1), cfg)
     assert types == ("inclusion",)
     assert out[mask].astype(float).mean() < img[mask].astype(float).mean()
 
@@ -372,8 +376,9 @@ def test_cli_generate_is_the_default(tmp_path):
     from flawscope.cli.main import app
 
     runner = CliRunner()
-    result = runner.invoke(app, ["synth", str(tmp_path / "d"), "-n", "3", "--size", "48", "--flaw-size", "3,6",
-                                 "--seed", "2", "--part", "plate"])
+    args = ["synth", str(tmp_path / "d"), "-n", "3", "--size", "48", "--flaw-size", "3,6", "--seed", "2",
+            "--part", "plate"]
+    result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "3 images" in result.output
     assert len(_manifest(tmp_path / "d")) == 3
@@ -385,8 +390,8 @@ def test_cli_generate_is_the_default(tmp_path):
     result = runner.invoke(app, ["synth", "generate", str(tmp_path / "d"), "-n", "3"])
     assert isinstance(result.exception, FlawscopeError) and "--overwrite" in str(result.exception)
     # --config reuses a previous run's settings; options override them.
-    result = runner.invoke(app, ["synth", str(tmp_path / "e"), "--config", str(tmp_path / "d" / "synth_config.yaml"),
-                                 "-n", "2"])
+    previous = tmp_path / "d" / "synth_config.yaml"
+    result = runner.invoke(app, ["synth", str(tmp_path / "e"), "--config", str(previous), "-n", "2"])
     assert result.exit_code == 0, result.output
     cfg_e = yaml.safe_load((tmp_path / "e" / "synth_config.yaml").read_text())["config"]
     assert cfg_e["n_images"] == 2 and cfg_e["size"] == [48, 48] and cfg_e["part"] == "plate"
