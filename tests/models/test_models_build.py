@@ -1,4 +1,4 @@
-"""Every registered model: builds (1 and 3 channels), output shapes, FLOPs, parameter counts, config round trip.
+"""Every registered model: builds (1 and 3 channels), output shapes, FLOPs, parameter counts, rebuilding.
 
 Shape and FLOP checks run on the meta device (no weights, no arithmetic) so the whole registry is covered in
 seconds; a few representative models also run a real forward pass.
@@ -32,8 +32,8 @@ def _first_conv(model: nn.Module) -> nn.Conv2d:
 def test_registry_has_the_promised_models() -> None:
     expected = {
         "vgg16", "vgg16_bn", "resnet18", "resnet34", "resnet50", "xception", "squeezenet1_1",
-        "squeezenet1_1_reduced", "small_cnn", "vit_tiny", "timm_classifier", "bcnn", "sa_bcnn", "sa_bcnn_cbam",
-        "unet_small", "unet", "deeplabv3plus",
+        "squeezenet1_1_reduced", "small_cnn", "vit_tiny", "timm_classifier",
+        "bcnn", "sa_bcnn", "sa_bcnn_cbam", "unet_small", "unet", "deeplabv3plus",
     }  # fmt: skip
     assert expected <= set(ALL)
     assert SEGMENTERS == {"unet_small", "unet", "deeplabv3plus"}

@@ -25,6 +25,15 @@ from flawscope.training.module import (
 SIZE = 32
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Tiny models run fastest on one thread; the test machine's cores are shared.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 class TinyNet(FlawModel):
     """Two conv stages; a classifier (GAP+GMP -> FC) or a segmenter (1x1 conv mask + max image logit)."""
 
@@ -61,16 +70,17 @@ def blob_items(n: int, seed: int, with_masks: bool = False) -> list[dict[str, to
             img[:, r:r + 5, c:c + 5] += 0.8
             mask[:, r:r + 5, c:c + 5] = 1
         items.append({
-            "image": (img - 0.5) / 0.25, "label": torch.tensor(defective), "defective": torch.tensor(float(defective)),
-            "mask": mask, "has_mask": torch.tensor(with_masks and i % 4 < 2), "index": torch.tensor(i),
+            "image": (img - 0.5) / 0.25, "label": torch.tensor(defective),
+            "defective": torch.tensor(float(defective)), "mask": mask,
+            "has_mask": torch.tensor(with_masks and i % 4 < 2), "index": torch.tensor(i),
         })
     return items
 
 
 def _trainer(epochs: int, **kw) -> L.Trainer:
-    return L.Trainer(max_epochs=epochs, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                     enable_progress_bar=False, enable_model_summary=False, deterministic=True,
-                     num_sanity_val_steps=0, **kw)
+    return L.Trainer(max_epochs=epochs, accelerator="cpu", devices=1, logger=False,
+                     enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                     deterministic=True, num_sanity_val_steps=0, **kw)
 
 
 def test_learns_the_blob_task_and_decays_lr_to_min() -> None:
@@ -154,7 +164,8 @@ def test_small_cnn_has_stages() -> None:
 def _small_cnn(class_names: tuple[str, ...] = ("ok", "defect")) -> FlawModel:
     from flawscope.registry import create_model
 
-    return create_model("small_cnn", class_names=class_names, preprocess=PreprocessConfig(input_size=(SIZE, SIZE)))
+    preprocess = PreprocessConfig(input_size=(SIZE, SIZE))
+    return create_model("small_cnn", class_names=class_names, preprocess=preprocess)
 
 
 def test_checkpoint_and_model_pt_round_trip(tmp_path) -> None:
@@ -183,7 +194,8 @@ def test_incompatible_checkpoint_is_a_clear_error(tmp_path) -> None:
     model = _small_cnn()
     pt = save_model(model, tmp_path / "model.pt")
     other = _small_cnn(("ok", "crack", "pore"))
-    with pytest.raises(CheckpointError, match=r"class_names=\('ok', 'defect'\).*class_names=\('ok', 'crack', 'pore'\)"):
+    match = r"class_names=\('ok', 'defect'\).*class_names=\('ok', 'crack', 'pore'\)"
+    with pytest.raises(CheckpointError, match=match):
         check_compatible(model.config, other.config, pt)
     # Weights of a binary head in a file whose config claims three classes: caught at load time.
     data = torch.load(pt, weights_only=True)

@@ -1,9 +1,167 @@
-"""`flawscope train` (being built)."""
+"""`flawscope train`: one option per TrainConfig field; a YAML config gives defaults that options override."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+
+_HELP = {
+    "data": "Dataset folder or manifest .csv.",
+    "format": "Dataset format (`flawscope data formats`), or auto.",
+    "task": "classify or segment.",
+    "model": "Model name (`flawscope models list`).",
+    "backbone": "Backbone of models that take one (e.g. resnet18).",
+    "pretrained": "Backbone weights: a local file, 'hub', or 'timm:<name>.<tag>'. Default: random init.",
+    "input_size": "Model input size: 224 or HxW (256x192).",
+    "resize": "Resize whole images to input-size (--resize) or crop native-resolution patches (--patch).",
+    "intensity": "Raw value to [0,1]: dtype, minmax, window:LOW:HIGH or percentile:LOW:HIGH.",
+    "in_chans": "1 (grayscale) or 3 (RGB).",
+    "augment": "Augmentation preset: none, flips, radiograph.",
+    "oversample": "Draw classes equally often in training batches.",
+    "class_weights": "Loss class weights: none or balanced.",
+    "loss": "bce, ce, dice, bce_dice or focal. Default: bce (binary), ce (K classes), bce_dice (segment).",
+    "optimizer": "sgd (momentum 0.9) or adamw.",
+    "lr": "Initial learning rate (cosine decay to 1e-6).",
+    "weight_decay": "Weight decay.",
+    "batch_size": "Samples per step and device.",
+    "epochs": "Maximum epochs.",
+    "freeze_stages": "Leading backbone stages to keep frozen.",
+    "patience": "Early-stopping patience in epochs on val_loss (0 = off).",
+    "val_fraction": "Share of samples for validation (threshold chosen here).",
+    "test_fraction": "Share of samples for the test report.",
+    "by_group": "Keep each group (series, part, source image) in one split.",
+    "seed": "Seed of split, sampling, augmentation and initialisation.",
+    "out": "Folder that holds run folders.",
+    "name": "Run folder name (default: <timestamp>-<model>).",
+    "num_workers": "DataLoader worker processes.",
+    "devices": "Devices per node (auto, 1, 2, '0,1').",
+    "accelerator": "auto, cpu, gpu, ...",
+    "strategy": "auto, ddp, ddp_spawn, fsdp, ...",
+    "num_nodes": "Number of machines.",
+    "precision": "32-true, 16-mixed, bf16-mixed.",
+    "resume": "Checkpoint to continue from (a run's checkpoints/last.ckpt).",
+    "threshold_method": "Pick the threshold on val by f1 or miss_rate.",
+    "miss_rate_target": "Allowed miss rate for --threshold-method miss_rate (e.g. 0.01).",
+    "limit_batches": "Batches per epoch (int) or fraction (float), for smoke runs.",
+    "on_bad_file": "error: stop at an unreadable file; skip: leave it out (listed in skipped.csv).",
+    "cache": "Keep decoded images in memory.",
+}
+
+
+def _help(key: str) -> str:
+    """Option help with the TrainConfig default (the CLI's own defaults are None: "not given")."""
+    from flawscope.training.config import TrainConfig
+
+    default = TrainConfig.__dataclass_fields__[key].default
+    shown = "x".join(map(str, default)) if isinstance(default, tuple) else default
+    return f"{_HELP[key]} (default: {shown})" if shown not in (None, "") else _HELP[key]
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app."""
+    """Add `flawscope train` to the app."""
+
+    @app.command("train")
+    def train_command(
+        data: Annotated[str | None, typer.Option(help=_help("data"))] = None,
+        format: Annotated[str | None, typer.Option(help=_help("format"))] = None,
+        task: Annotated[str | None, typer.Option(help=_help("task"))] = None,
+        model: Annotated[str | None, typer.Option(help=_help("model"))] = None,
+        backbone: Annotated[str | None, typer.Option(help=_help("backbone"))] = None,
+        pretrained: Annotated[str | None, typer.Option(help=_help("pretrained"))] = None,
+        input_size: Annotated[str | None, typer.Option(help=_help("input_size"))] = None,
+        resize: Annotated[bool | None, typer.Option("--resize/--patch", help=_help("resize"))] = None,
+        intensity: Annotated[str | None, typer.Option(help=_help("intensity"))] = None,
+        in_chans: Annotated[int | None, typer.Option(help=_help("in_chans"))] = None,
+        augment: Annotated[str | None, typer.Option(help=_help("augment"))] = None,
+        oversample: Annotated[
+            bool | None, typer.Option("--oversample/--no-oversample", help=_help("oversample"))
+        ] = None,
+        class_weights: Annotated[str | None, typer.Option(help=_help("class_weights"))] = None,
+        loss: Annotated[str | None, typer.Option(help=_help("loss"))] = None,
+        optimizer: Annotated[str | None, typer.Option(help=_help("optimizer"))] = None,
+        lr: Annotated[float | None, typer.Option(help=_help("lr"))] = None,
+        weight_decay: Annotated[float | None, typer.Option(help=_help("weight_decay"))] = None,
+        batch_size: Annotated[int | None, typer.Option(help=_help("batch_size"))] = None,
+        epochs: Annotated[int | None, typer.Option(help=_help("epochs"))] = None,
+        freeze_stages: Annotated[int | None, typer.Option(help=_help("freeze_stages"))] = None,
+        patience: Annotated[int | None, typer.Option(help=_help("patience"))] = None,
+        val_fraction: Annotated[float | None, typer.Option(help=_help("val_fraction"))] = None,
+        test_fraction: Annotated[float | None, typer.Option(help=_help("test_fraction"))] = None,
+        by_group: Annotated[
+            bool | None, typer.Option("--by-group/--no-by-group", help=_help("by_group"))
+        ] = None,
+        seed: Annotated[int | None, typer.Option(help=_help("seed"))] = None,
+        out: Annotated[str | None, typer.Option(help=_help("out"))] = None,
+        name: Annotated[str | None, typer.Option(help=_help("name"))] = None,
+        num_workers: Annotated[int | None, typer.Option(help=_help("num_workers"))] = None,
+        devices: Annotated[str | None, typer.Option(help=_help("devices"))] = None,
+        accelerator: Annotated[str | None, typer.Option(help=_help("accelerator"))] = None,
+        strategy: Annotated[str | None, typer.Option(help=_help("strategy"))] = None,
+        num_nodes: Annotated[int | None, typer.Option(help=_help("num_nodes"))] = None,
+        precision: Annotated[str | None, typer.Option(help=_help("precision"))] = None,
+        resume: Annotated[str | None, typer.Option(help=_help("resume"))] = None,
+        threshold_method: Annotated[str | None, typer.Option(help=_help("threshold_method"))] = None,
+        miss_rate_target: Annotated[float | None, typer.Option(help=_help("miss_rate_target"))] = None,
+        limit_batches: Annotated[float | None, typer.Option(help=_help("limit_batches"))] = None,
+        on_bad_file: Annotated[str | None, typer.Option(help=_help("on_bad_file"))] = None,
+        cache: Annotated[bool | None, typer.Option("--cache/--no-cache", help=_help("cache"))] = None,
+        config: Annotated[
+            Path | None, typer.Option("--config", help="YAML file of options; command-line options win.")
+        ] = None,
+        quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar or model summary.")] = False,
+    ) -> None:
+        """Train a model and write a run folder: checkpoints, metrics.json, report.html, model.pt."""
+        from rich.console import Console
+
+        from flawscope.training.config import TrainConfig
+        from flawscope.training.run import train
+
+        options = dict(locals())
+        overrides = {k: v for k, v in options.items() if k in TrainConfig.keys() and v is not None}
+        cfg = TrainConfig.from_yaml(config, **overrides) if config else TrainConfig(**overrides)
+        console = Console()
+        console.print(_summary_table(cfg))
+        result = train(cfg, progress=not quiet)
+        if result.metrics:
+            console.print(_results_table(result.metrics))
+        console.print(f"[bold green]run folder:[/] {result.run_dir}", highlight=False)
+
+
+def _summary_table(cfg: Any) -> Any:
+    from rich.table import Table
+
+    table = Table(title="flawscope train", show_header=False, title_justify="left")
+    for key in ("data", "task", "model", "backbone", "input_size", "epochs", "batch_size", "optimizer", "lr",
+                "seed", "devices", "resume"):
+        value = getattr(cfg, key)
+        if value is not None:
+            table.add_row(key, "x".join(map(str, value)) if key == "input_size" else str(value))
+    return table
+
+
+def _results_table(metrics: dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    title = f"threshold {metrics['threshold']:.4g} (chosen on val, {metrics['threshold_method']})"
+    table = Table(title=title, title_justify="left")
+    table.add_column("metric")
+    table.add_column("val", justify="right")
+    table.add_column("test", justify="right")
+
+    def binary(part: dict[str, Any]) -> dict[str, Any]:
+        return part.get("defect", part)  # multi-class metrics nest their defect-vs-ok numbers
+
+    for key in ("roc_auc", "recall", "miss_rate", "false_alarm_rate", "precision", "f1", "accuracy", "n"):
+        vals = [binary(metrics[p]).get(key) for p in ("val", "test")]
+        table.add_row(key, *(_fmt(v) for v in vals))
+    if "pixel" in metrics["test"]:
+        for key in ("iou", "dice"):
+            vals = [metrics[p].get("pixel", {}).get(key) for p in ("val", "test")]
+            table.add_row(f"pixel {key}", *(_fmt(v) for v in vals))
+    return table
+
+
+def _fmt(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)

@@ -335,6 +335,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> RunResult:
         os.environ[_RUN_NAME_ENV] = run_dir.name
 
     limit = cfg.limit_batches
+    on_gpu = torch.cuda.is_available() and cfg.accelerator not in ("cpu", "mps")
     trainer = L.Trainer(
         default_root_dir=run_dir,
         max_epochs=cfg.epochs,
@@ -344,9 +345,10 @@ def train(cfg: TrainConfig, progress: bool = True) -> RunResult:
         num_nodes=cfg.num_nodes,
         precision=cfg.precision,  # type: ignore[arg-type]
         # On CUDA a few kernels (e.g. bilinear upsampling backward) have no deterministic version: warn there.
-        deterministic="warn" if torch.cuda.is_available() and cfg.accelerator != "cpu" else True,
-        # With several devices, batch-norm statistics over the global batch, as in one-device training.
-        sync_batchnorm=True,
+        deterministic="warn" if on_gpu else True,
+        # With several GPUs, batch-norm statistics over the global batch, as in one-device training
+        # (torch's SyncBatchNorm is GPU-only).
+        sync_batchnorm=on_gpu,
         logger=build_loggers(run_dir),
         callbacks=build_callbacks(run_dir, cfg.patience, progress),
         limit_train_batches=limit,
