@@ -13,8 +13,8 @@ TITLE = "Inference latency and cost"
 def settings(ctx: Context) -> dict:
     """Input size, batch sizes and iteration counts (tiny under --quick)."""
     if ctx.quick:
-        return {"size": 64, "batch_sizes": [1, 4], "warmup": 1, "iters": 2}
-    return {"size": 224, "batch_sizes": [1, 32], "warmup": 1, "iters": 3}
+        return {"size": 32, "batch_sizes": [1, 4], "warmup": 1, "iters": 1}
+    return {"size": 224, "batch_sizes": [1, 32], "warmup": 1, "iters": 2}
 
 
 def run(ctx: Context) -> SectionResult:

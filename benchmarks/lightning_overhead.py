@@ -17,7 +17,7 @@ def settings(ctx: Context) -> dict[str, Any]:
     """Model, input size, batch size and epoch length (small_cnn at 64 px under --quick)."""
     if ctx.quick:
         return {"model": "small_cnn", "size": 64, "batch_size": 16, "batches": 6, "epochs": 2}
-    return {"model": "resnet18", "size": 224, "batch_size": 16, "batches": 5, "epochs": 2}
+    return {"model": "resnet18", "size": 224, "batch_size": 16, "batches": 4, "epochs": 2}
 
 
 def _loader(ctx: Context, model: Any, s: dict[str, Any]) -> Any:

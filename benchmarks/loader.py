@@ -41,7 +41,7 @@ def synthetic(ctx: Context) -> dict[str, Any]:
     from flawscope.data.sources import load_dataset
     from flawscope.data.synth import SynthConfig, generate_dataset
 
-    n, side, size = (24, 128, 64) if ctx.quick else (160, 512, 224)
+    n, side, size = (16, 96, 32) if ctx.quick else (160, 512, 224)
     folder = ctx.out / "work" / f"synth-{n}x{side}-seed{ctx.seed}"
     if not (folder / "manifest.csv").is_file():
         cfg = SynthConfig(n_images=n, size=(side, side), bit_depth=16, seed=ctx.seed, n_parts=max(4, n // 8),
@@ -86,9 +86,10 @@ def run(ctx: Context) -> SectionResult:
             md += f"\nGDXray Xdefects part skipped: {v['skipped']}\n"
     throughput = Path(ctx.out) / "throughput.json"
     if throughput.is_file():
-        model_rows = json.loads(throughput.read_text())["data"]["rows"]
-        md += ("\nFor comparison, training throughput of the models (section `throughput`, random 224 px "
-               "batches of 16): " + ", ".join(f"{r['model']} {r['images_per_s']:.1f}" for r in model_rows)
+        tp = json.loads(throughput.read_text())["data"]
+        model_rows, st = tp["rows"], tp["settings"]
+        md += (f"\nFor comparison, training throughput of the models (section `throughput`, random "
+               f"{st['size']} px batches of {st['batch_size']}): " + ", ".join(f"{r['model']} {r['images_per_s']:.1f}" for r in model_rows)
                + " images/s. The loader is a bottleneck only where its warm rate is below the model's.\n")
         parts["model_images_per_s"] = {r["model"]: r["images_per_s"] for r in model_rows}
     return SectionResult(parts, md)

@@ -13,8 +13,8 @@ TITLE = "Training throughput"
 def settings(ctx: Context) -> dict[str, int]:
     """Input size, batch size and step counts (tiny under --quick)."""
     if ctx.quick:
-        return {"size": 64, "batch_size": 8, "warmup": 1, "steps": 2}
-    return {"size": 224, "batch_size": 16, "warmup": 1, "steps": 3}
+        return {"size": 32, "batch_size": 4, "warmup": 1, "steps": 1}
+    return {"size": 224, "batch_size": 16, "warmup": 1, "steps": 2}
 
 
 def measure(ctx: Context) -> list[dict]:

@@ -74,7 +74,8 @@ def test_run_folder_contents(run_a) -> None:
         assert (d / name).is_file(), name
     assert "broken.png" in (d / "skipped.csv").read_text()
     metrics = json.loads((d / "metrics.json").read_text())
-    assert metrics["threshold_chosen_on"] == "val" and metrics["split_sizes"] == {"train": 16, "val": 8, "test": 8}
+    assert metrics["threshold_chosen_on"] == "val"
+    assert metrics["split_sizes"] == {"train": 16, "val": 8, "test": 8}
     assert metrics["val"]["n"] == 8 and metrics["test"]["n"] == 8
     assert metrics["test"]["threshold"] == metrics["threshold"] == run_a.threshold
     assert run_a.best_checkpoint is not None and run_a.best_checkpoint.name.startswith("best-")
@@ -101,16 +102,35 @@ def test_existing_run_folder_is_not_overwritten(run_a, data) -> None:
         train(_cfg(data, run_a.run_dir.parent, "a"), progress=False)
 
 
-def test_resume_continues_where_the_checkpoint_stopped(run_a, data) -> None:
-    out = run_a.run_dir.parent
+def test_resume_with_more_epochs_trains_only_the_new_ones(run_a, data) -> None:
     last = run_a.run_dir / "checkpoints" / "last.ckpt"
-    resumed = train(_cfg(data, out, "a_resumed", epochs=3, resume=str(last), on_bad_file="skip"), progress=False)
+    cfg = _cfg(data, run_a.run_dir.parent, "a_more", epochs=3, resume=str(last), on_bad_file="skip")
+    resumed = train(cfg, progress=False)
     assert resumed.epochs_trained == 3
     rows = (resumed.run_dir / "logs" / "metrics.csv").read_text().splitlines()
-    epochs = {r.split(",")[0] for r in rows[1:]} - {""}
-    assert epochs == {"2"}, epochs  # only the third epoch was trained
-    straight = train(_cfg(data, out, "three", epochs=3, on_bad_file="skip"), progress=False)
-    assert resumed.metrics["best_val_loss"] == pytest.approx(straight.metrics["best_val_loss"], rel=1e-5)
+    assert {r.split(",")[0] for r in rows[1:]} - {""} == {"2"}  # only the third epoch was trained
+
+
+def test_interrupted_run_resumes_to_the_same_result(data, tmp_path, monkeypatch) -> None:
+    from flawscope.training.module import FlawModule
+
+    straight = train(_cfg(data, tmp_path, "straight", epochs=3, on_bad_file="skip"), progress=False)
+
+    def crash(self) -> None:
+        if self.current_epoch == 2:
+            raise RuntimeError("power cut")
+
+    monkeypatch.setattr(FlawModule, "on_train_epoch_start", crash)
+    with pytest.raises(RuntimeError, match="power cut"):
+        train(_cfg(data, tmp_path, "cut", epochs=3, on_bad_file="skip"), progress=False)
+    monkeypatch.undo()
+    last = tmp_path / "cut" / "checkpoints" / "last.ckpt"
+    # No name: the run continues in the checkpoint's own run folder.
+    cfg = _cfg(data, tmp_path, None, epochs=3, resume=str(last), on_bad_file="skip")
+    resumed = train(cfg, progress=False)
+    assert resumed.run_dir == tmp_path / "cut"
+    assert resumed.metrics["val"] == straight.metrics["val"]
+    assert resumed.metrics["test"] == straight.metrics["test"]
 
 
 def test_resume_with_another_dataset_is_refused_before_training(run_a, tmp_path) -> None:
@@ -146,9 +166,9 @@ _DDP_SCRIPT = textwrap.dedent("""
     from flawscope.training.run import train
     data, out, devices, result = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     cfg = TrainConfig(data=data, model="small_cnn", input_size=32, epochs=4, batch_size=8 // devices,
-                      optimizer="adamw", lr=1e-2, out=out, name=f"ddp{devices}", patience=0, val_fraction=0.25,
-                      test_fraction=0.25, accelerator="cpu", devices=devices,
-                      strategy="ddp" if devices > 1 else "auto")
+                      optimizer="adamw", lr=1e-2, out=out, name=f"ddp{devices}", patience=0,
+                      val_fraction=0.25, test_fraction=0.25, accelerator="cpu", devices=devices,
+                      strategy="ddp" if devices > 1 else "auto", on_bad_file="skip")
     r = train(cfg, progress=False)
     if r.metrics:  # rank 0 only
         open(result, "w").write(json.dumps(r.metrics))

@@ -442,14 +442,13 @@ def _add_flaws(
     A void never removes more than 90 % of the material on its ray; a flaw pixel is one whose change is at
     least 10 % of that flaw's peak change.
     """
-    from scipy.ndimage import gaussian_gradient_magnitude
-
     shape = att.shape
     delta = np.zeros(shape, np.float32)
     types = np.zeros(shape, np.uint8)
     # Flaws sit in the bulk of the casting, not on the steep flanks of a rib or bore where nobody (and no
     # model) could tell them from the part's own edges.
-    steep = gaussian_gradient_magnitude(att, 2.0) > 0.02
+    # (att is smooth here: filleted in render_radiograph, low-passed in superimpose_flaws.)
+    steep = np.hypot(*np.gradient(att)) > 0.02
     # Nor in near-black regions (< 4 % transmission) where the photon noise swamps any flaw.
     # And not on the image border, where a flaw would be cut to a sliver.
     margin = int(math.ceil(cfg.flaw_size[1] / 2))
@@ -573,11 +572,10 @@ def render_radiograph(
         # Photon noise: Poisson statistics via their Gaussian limit (variance = mean; exact to <1 % above
         # ~50 photons, which every pixel gets here) because rng.poisson costs 5x more on 2 shared cores.
         photons = 2.0e4 / cfg.noise**2  # photons per pixel at full exposure: ~0.7 % noise in air
-        std = np.sqrt(np.maximum(signal, 0) / photons)
-        signal = signal + std * r_noise.standard_normal(signal.shape, dtype=np.float32)
-        # Electronic (read-out) noise, independent of the dose.
+        # Plus electronic (read-out) noise, independent of the dose; independent Gaussians add variances.
         read_noise = 0.002 * full * cfg.noise / gain
-        signal = signal + read_noise * r_noise.standard_normal(signal.shape, np.float32)
+        std = np.sqrt(np.maximum(signal, 0) / photons + read_noise**2)
+        signal = signal + std * r_noise.standard_normal(signal.shape, dtype=np.float32)
     image = dark + gain * signal
     dtype = np.uint16 if cfg.bit_depth == 16 else np.uint8
     image = np.clip(np.rint(image), 0, full).astype(dtype)

@@ -261,6 +261,14 @@ class FlawModule(L.LightningModule):
                 out[key] = batch[key]
         return out
 
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # A run resumed with more (or fewer) epochs stretches its cosine to the new length instead of
+        # restarting it past the old end.
+        max_epochs = self.trainer.max_epochs if self._trainer is not None else None
+        for state in checkpoint.get("lr_schedulers", []):
+            if max_epochs and max_epochs > 0 and "T_max" in state:
+                state["T_max"] = max_epochs
+
     # -- optimisation -----------------------------------------------------------------------------------
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams

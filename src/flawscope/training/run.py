@@ -110,15 +110,20 @@ def class_balance(counts: list[int], classes: list[str], defective: frozenset[st
     return [total / (k * c) if c else 0.0 for c in counts], None
 
 
-def _create_model(cfg: TrainConfig, index: DatasetIndex) -> FlawModel:
-    from flawscope.data.config import IntensityConfig, PreprocessConfig
-    from flawscope.registry import create_model, get_model_entry, list_models
+def _check_model_task(cfg: TrainConfig) -> None:
+    from flawscope.registry import get_model_entry, list_models
 
     entry = get_model_entry(cfg.model)
     if entry.task != cfg.task:
         others = ", ".join(list_models(task=cfg.task))  # type: ignore[arg-type]
         raise ConfigError(f"model {cfg.model!r} is a {entry.task} model but the task is {cfg.task!r}; pass "
-                          f"--task {entry.task} or one of the {cfg.task} models: {others}")
+                          f"--task {entry.task} or one of the {cfg.task} models: {others or '(none yet)'}")
+
+
+def _create_model(cfg: TrainConfig, index: DatasetIndex) -> FlawModel:
+    from flawscope.data.config import IntensityConfig, PreprocessConfig
+    from flawscope.registry import create_model
+
     preprocess = PreprocessConfig(in_chans=cfg.in_chans, intensity=IntensityConfig.parse(cfg.intensity),
                                   input_size=cfg.input_size, resize=cfg.resize)
     kwargs: dict[str, Any] = {}
@@ -303,6 +308,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> RunResult:
     if cfg.resume and not Path(cfg.resume).is_file():
         raise ConfigError(f"resume checkpoint {cfg.resume} does not exist; pass a run's checkpoints/*.ckpt")
 
+    _check_model_task(cfg)  # before the (possibly long) dataset scan
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     index, split = prepare(cfg)
     model = _create_model(cfg, index)
