@@ -153,6 +153,27 @@ def test_classifier_for_segment_task_is_refused(data, tmp_path) -> None:
         train(_cfg(data, tmp_path, "x", task="segment"), progress=False)
 
 
+def test_segmenter_run_on_image_mask_data(tmp_path) -> None:
+    root = tmp_path / "seg"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(16):
+        img, mask = rng.uniform(0, 70, (32, 32)), np.zeros((32, 32), np.uint8)
+        if i % 2:
+            r, c = rng.integers(2, 25, 2)
+            img[r:r + 5, c:c + 5] += 180
+            mask[r:r + 5, c:c + 5] = 255
+        Image.fromarray(img.astype(np.uint8)).save(root / "images" / f"{i:03d}.png")
+        Image.fromarray(mask).save(root / "masks" / f"{i:03d}.png")
+    result = train(_cfg(root, tmp_path / "runs", "seg", task="segment", model="unet_small", epochs=1),
+                   progress=False)
+    # Defective flags came from the mask pixels, so the split is stratified and val/test hold defects.
+    assert result.metrics["test"]["TP"] + result.metrics["test"]["FN"] == 2
+    assert result.metrics["test"]["pixel"]["n_images"] == 4
+    assert TrainConfig.from_yaml(result.run_dir / "config.yaml").loss == "bce_dice"
+
+
 def test_balanced_class_weights() -> None:
     assert class_balance([30, 10], ["ok", "defect"], frozenset({"defect"}), binary=True) == (None, 3.0)
     weights, pos = class_balance([10, 20, 10], ["ok", "a", "b"], frozenset({"a", "b"}), binary=False)

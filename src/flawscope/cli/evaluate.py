@@ -1,9 +1,73 @@
-"""`flawscope evaluate` (being built)."""
+"""`flawscope evaluate`: score a trained model on a dataset split (flawscope.evaluation.evaluate)."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app."""
+    """Add `flawscope evaluate` to the app."""
+
+    @app.command("evaluate")
+    def evaluate_command(
+        model: Annotated[Path, typer.Argument(help="Run folder, its model.pt, or a checkpoint .ckpt.")],
+        data: Annotated[
+            Path | None, typer.Option(help="Dataset folder. Default: the run's dataset (config.yaml).")
+        ] = None,
+        split: Annotated[
+            str, typer.Option(help="test, val, all, or a split .csv file (its test part).")
+        ] = "test",
+        out: Annotated[Path | None, typer.Option(help="Output folder. Default: <run>/eval-<split>.")] = None,
+        threshold: Annotated[
+            float | None,
+            typer.Option(help="Decision threshold overriding the model's own (chosen on val in training)."),
+        ] = None,
+        format: Annotated[str | None, typer.Option(help="Dataset format. Default: the run's.")] = None,
+        batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 16,
+        device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "cpu",
+        tile: Annotated[
+            int | None, typer.Option(help="Segmenters: sliding-window tile. Default: the model's input size.")
+        ] = None,
+        overlap: Annotated[int | None, typer.Option(help="Segmenters: tile overlap (tile/4).")] = None,
+    ) -> None:
+        """Evaluate a trained model: metrics.json, report.html and predictions.csv."""
+        from rich.console import Console
+
+        from flawscope.evaluation.evaluate import evaluate
+
+        result = evaluate(model, data=data, split=split, out=out, threshold=threshold, format=format,
+                          batch_size=batch_size, device=device, tile=tile, overlap=overlap)
+        console = Console()
+        console.print(_table(result.metrics))
+        for note in result.metrics["notes"][1:]:
+            console.print(f"[yellow]note:[/] {note}", highlight=False)
+        console.print(f"[bold green]written:[/] {result.metrics_path}, {result.report_path}, "
+                      f"{result.predictions_path}", highlight=False)
+
+
+def _table(m: dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    title = (f"{m['model']} on {m['split']} ({m['n_samples']} samples); threshold {m['threshold']:.4g}, "
+             f"{m['threshold_source']}")
+    table = Table(title=title, title_justify="left")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    image = m.get("metrics") or {}
+    image = image.get("defect", image)  # multi-class metrics nest their defect-vs-ok numbers
+    for key in ("TP", "TN", "FP", "FN", "recall", "miss_rate", "false_alarm_rate", "precision", "f1",
+                "accuracy", "roc_auc"):
+        if key in image:
+            table.add_row(key, _fmt(image[key]))
+    for part, keys in (("pixel", ("iou", "dice", "precision", "recall")),
+                       ("flaw", ("flaw_recall", "false_flaws_per_image"))):
+        for key in keys if part in m else ():
+            table.add_row(f"{part} {key}", _fmt(m[part].get(key)))
+    return table
+
+
+def _fmt(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)

@@ -252,6 +252,11 @@ def _register(name: str, backbone_name: str, description: str) -> None:
         class_names: Sequence[str] | None = None,
         **kwargs: Any,
     ) -> Classifier:
+        if "backbone" in kwargs:
+            raise ConfigError(
+                f"{name} has a fixed backbone; use timm_classifier (backbone=NAME) or a bilinear model "
+                "to choose one"
+            )
         return build_classifier(
             name, backbone_name, num_classes, in_chans, pretrained, preprocess, class_names, **kwargs
         )

@@ -73,6 +73,32 @@ def resolve_run_dir(cfg: TrainConfig) -> Path:
     return Path(cfg.out) / name
 
 
+def flags_from_masks(index: DatasetIndex) -> DatasetIndex:
+    """Samples with a mask but no defective flag (e.g. the image_mask format) get it from their mask pixels.
+
+    The split needs the flag to stratify and to check that val and test hold defects; the image-level metrics
+    need it as ground truth.
+    """
+    from dataclasses import replace
+
+    from flawscope.data.summary import defective_from_mask
+
+    if not any(s.defective is None and s.mask is not None for s in index.samples):
+        return index
+    ok = [c for c in index.classes if c not in index.defective_classes]
+    bad = [c for c in index.classes if c in index.defective_classes]
+    samples = []
+    for s in index.samples:
+        if s.defective is None and s.mask is not None:
+            flag = defective_from_mask(s)
+            # In a binary dataset the flag is the label too (the data module counts classes by label).
+            label = s.label or ((bad if flag else ok)[0] if index.is_binary and ok and bad else "")
+            s = replace(s, defective=flag, label=label)
+        samples.append(s)
+    index.samples = samples
+    return index
+
+
 def check_dataset(index: DatasetIndex, task: str) -> None:
     """Refuse, before any training, a dataset a detector cannot learn from."""
     from flawscope.data.splits import is_defective
@@ -264,9 +290,10 @@ def prepare(cfg: TrainConfig) -> tuple[DatasetIndex, Split]:
     if not cfg.data:
         raise ConfigError("no dataset given; pass --data DIR (or `data:` in the YAML config)")
     index = load_dataset(cfg.data, format=cfg.format, on_bad_file=cfg.on_bad_file)  # type: ignore[arg-type]
+    index = flags_from_masks(index)
     check_dataset(index, cfg.task)
     split = make_split(index, cfg.val_fraction, cfg.test_fraction, cfg.seed, cfg.by_group, stratify=True)
-    check_split(index, split)
+    check_split(index, split, by_group=cfg.by_group)
     return index, split
 
 
