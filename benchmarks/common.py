@@ -45,10 +45,12 @@ class Context:
     def dataset(self, name: str) -> Path:
         """Folder of one real dataset, or SectionSkipped saying where it was looked for."""
         if self.data is None:
-            raise SectionSkipped("no --data folder given; pass --data ../shared/datasets (or set FLAWSCOPE_DATA)")
+            raise SectionSkipped("no --data folder given; pass --data ../shared/datasets "
+                                 "(or set FLAWSCOPE_DATA)")
         path = self.data / name
         if not path.is_dir():
-            raise SectionSkipped(f"real dataset {path} not found; pass --data pointing at the datasets folder")
+            raise SectionSkipped(f"real dataset {path} not found; pass --data pointing at the datasets "
+                                 "folder")
         return path
 
     def pick(self, default: tuple[str, ...]) -> tuple[str, ...]:

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-from benchmarks.common import EXTRA_MODELS, PAPER_MODELS, QUICK_MODELS, Context, SectionResult, md_table
-from benchmarks.common import build_model
+from benchmarks.common import (
+    EXTRA_MODELS,
+    PAPER_MODELS,
+    QUICK_MODELS,
+    Context,
+    SectionResult,
+    build_model,
+    md_table,
+)
 
 NAME = "latency"
 NEEDS_DATA = False
@@ -45,8 +52,9 @@ def run(ctx: Context) -> SectionResult:
     )
     md = (
         f"`flawscope.evaluation.cost.model_cost`: eager fp32 under `torch.inference_mode`, random 1-channel "
-        f"{s['size']}×{s['size']} inputs, {s['warmup']} warm-up then mean of {s['iters']} timed passes, torch "
-        f"threads = {ctx.threads}. FLOPs are torch's FlopCounterMode count (2 × MACs; halve to compare with "
+        f"{s['size']}×{s['size']} inputs, {s['warmup']} warm-up then mean of {s['iters']} timed passes, "
+        f"torch threads = {ctx.threads}. "
+        "FLOPs are torch's FlopCounterMode count (2 × MACs; halve to compare with "
         "papers that report MACs).\n\n" + table
     )
     return SectionResult({"settings": s, "rows": rows}, md)

@@ -103,8 +103,8 @@ def run(ctx: Context) -> SectionResult:
     }
     md = (
         f"{s['model']} at {s['size']}×{s['size']}, batch {s['batch_size']}, {s['batches']} in-memory batches "
-        f"per epoch, {s['epochs']} epochs per loop; the first epoch is warm-up and the best later epoch counts "
-        "(the bare loop runs before and after Lightning so background load hits both). Lightning: "
+        f"per epoch, {s['epochs']} epochs per loop; the first epoch is warm-up and the best later epoch "
+        "counts (the bare loop runs before and after Lightning so background load hits both). Lightning: "
         "`lightning.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False)` + "
         "`FlawModule` (its per-step loss logging and NaN check included).\n\n"
         "| loop | train images/s |\n|:---|---:|\n"

@@ -1,4 +1,4 @@
-"""Section `loader`: DataLoader images/s, cold vs warm DecodeCache, next to the models' training throughput."""
+"""Section `loader`: DataLoader images/s, cold vs warm DecodeCache, next to model training throughput."""
 
 from __future__ import annotations
 
@@ -89,7 +89,8 @@ def run(ctx: Context) -> SectionResult:
         tp = json.loads(throughput.read_text())["data"]
         model_rows, st = tp["rows"], tp["settings"]
         md += (f"\nFor comparison, training throughput of the models (section `throughput`, random "
-               f"{st['size']} px batches of {st['batch_size']}): " + ", ".join(f"{r['model']} {r['images_per_s']:.1f}" for r in model_rows)
+               f"{st['size']} px batches of {st['batch_size']}): "
+               + ", ".join(f"{r['model']} {r['images_per_s']:.1f}" for r in model_rows)
                + " images/s. The loader is a bottleneck only where its warm rate is below the model's.\n")
         parts["model_images_per_s"] = {r["model"]: r["images_per_s"] for r in model_rows}
     return SectionResult(parts, md)

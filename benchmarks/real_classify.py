@@ -21,7 +21,7 @@ def settings(ctx: Context) -> dict[str, Any]:
     if ctx.quick:
         return {"epochs": 1, "batch_size": 16, "limit_batches": 3, "budget_min": {"xdefects": 2, "mt": 2},
                 "optimizer": "adamw", "lr": 1e-3, "mt_size": 32}
-    return {"epochs": 3, "batch_size": 32, "limit_batches": 25, "budget_min": {"xdefects": 17, "mt": 13},
+    return {"epochs": 2, "batch_size": 32, "limit_batches": 20, "budget_min": {"xdefects": 16, "mt": 12},
             "optimizer": "adamw", "lr": 1e-3, "mt_size": 64}
 
 
@@ -37,7 +37,8 @@ def _row(ctx: Context, model_name: str, size: int, result: Any, wall: float, dat
         **{k: test.get(k) for k in ("TP", "TN", "FP", "FN", "precision", "recall", "accuracy", "miss_rate",
                                     "false_alarm_rate", "roc_auc", "f1")},
         "cpu_ms": lat["ms_per_image"], "gpu_ms": None, "threshold": result.threshold,
-        "epochs": result.epochs_trained, "train_wall_s": wall, "split_sizes": result.metrics.get("split_sizes"),
+        "epochs": result.epochs_trained, "train_wall_s": wall,
+        "split_sizes": result.metrics.get("split_sizes"),
         "run_dir": str(result.run_dir),
     }
 
@@ -70,8 +71,10 @@ def _table(rows: list[dict]) -> str:
     done = [r for r in rows if "skipped" not in r and "failed" not in r]
     md = ""
     if done:
-        cols = [c[0] for c in TABLE_III_COLUMNS] + [("roc_auc", "ROC AUC", "ratio"), ("epochs", "epochs", "count"),
-                                                     ("train_wall_s", "train wall s", "number")]
+        cols = [c[0] for c in TABLE_III_COLUMNS] + [
+            ("roc_auc", "ROC AUC", "ratio"), ("epochs", "epochs", "count"),
+            ("train_wall_s", "train wall s", "number"),
+        ]
         md = benchmark_table(done, cols)[0]
     for r in rows:
         if "skipped" in r or "failed" in r:

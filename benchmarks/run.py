@@ -26,7 +26,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data", type=Path, default=None,
                    help="real datasets folder (default: $FLAWSCOPE_DATA); real-data sections skip without it")
     p.add_argument("--out", type=Path, default=Path("bench-out"), help="output folder (default bench-out)")
-    p.add_argument("--only", default="", help=f"comma-separated sections (default all): {', '.join(SECTIONS)}")
+    p.add_argument("--only", default="",
+                   help=f"comma-separated sections (default all): {', '.join(SECTIONS)}")
     p.add_argument("--quick", action="store_true", help="tiny sizes and few steps (smoke run)")
     p.add_argument("--seed", type=int, default=0, help="seed of inputs, splits and training")
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default 2)")
@@ -60,7 +61,8 @@ def run_section(name: str, ctx: Context) -> dict:
     seconds = time.perf_counter() - start
     record = {
         "section": name, "status": status, "error": error, "seconds": seconds, "quick": ctx.quick,
-        "seed": ctx.seed, "machine": machine(), "command": " ".join(["python -m benchmarks.run", *sys.argv[1:]]),
+        "seed": ctx.seed, "machine": machine(),
+        "command": " ".join(["python -m benchmarks.run", *sys.argv[1:]]),
         "data": result.data,
     }
     ctx.out.mkdir(parents=True, exist_ok=True)
@@ -100,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         data = None
     set_threads(args.threads)
     models = tuple(m.strip() for m in args.models.split(",") if m.strip()) or None
-    ctx = Context(data=data, out=args.out, quick=args.quick, seed=args.seed, threads=args.threads, models=models)
+    ctx = Context(data=data, out=args.out, quick=args.quick, seed=args.seed, threads=args.threads,
+                  models=models)
     failed = False
     for name in choose_sections(args.only):
         print(f"[bench] {name} ...", flush=True)

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
-from benchmarks.common import EXTRA_MODELS, PAPER_MODELS, QUICK_MODELS, Context, SectionResult, md_table
-from benchmarks.common import build_model, synthetic_batch, timed_train_steps
+from benchmarks.common import (
+    EXTRA_MODELS,
+    PAPER_MODELS,
+    QUICK_MODELS,
+    Context,
+    SectionResult,
+    build_model,
+    md_table,
+    synthetic_batch,
+    timed_train_steps,
+)
 
 NAME = "throughput"
 NEEDS_DATA = False
@@ -47,8 +56,8 @@ def run(ctx: Context) -> SectionResult:
         [[r["model"], r["task"], r["params_m"], r["s_per_step"], r["images_per_s"]] for r in rows], digits=2,
     )
     md = (
-        f"Random 1-channel {s['size']}×{s['size']} inputs, batch {s['batch_size']}, SGD (momentum 0.9) on the "
-        f"package's default loss (BCE; BCE+Dice for unet_small); {s['warmup']} warm-up step(s), then the mean "
-        f"of {s['steps']} timed steps, eager fp32, torch threads = {ctx.threads}.\n\n{table}"
+        f"Random 1-channel {s['size']}×{s['size']} inputs, batch {s['batch_size']}, SGD (momentum 0.9) on "
+        f"the package's default loss (BCE; BCE+Dice for unet_small); {s['warmup']} warm-up step(s), then the "
+        f"mean of {s['steps']} timed steps, eager fp32, torch threads = {ctx.threads}.\n\n{table}"
     )
     return SectionResult({"settings": s, "rows": rows}, md)

@@ -66,6 +66,9 @@ def register(app: typer.Typer) -> None:
             str, typer.Option(help="Batch sizes to time; the first gives the table's ms per image.")
         ] = "1,32",
         latency_iters: Annotated[int, typer.Option(help="Timed forward passes per batch size.")] = 10,
+        latency_threads: Annotated[
+            int | None, typer.Option(help="CPU threads while timing. Default: torch's (all cores).")
+        ] = None,
         quiet: Annotated[bool, typer.Option("--quiet", help="No training progress bars.")] = False,
     ) -> None:
         """Train every model on every fold/seed; write Table III (table.md/.csv/.json) and curves."""
@@ -77,13 +80,14 @@ def register(app: typer.Typer) -> None:
         options = {"epochs": epochs, "input_size": input_size, "batch_size": batch_size,
                    "limit_batches": limit_batches}
         overrides = {**_overrides(set_ or []), **{k: v for k, v in options.items() if v is not None}}
-        base = TrainConfig.from_yaml(config, **overrides) if config else TrainConfig(**overrides)
+        base = (TrainConfig.from_yaml(config, **overrides) if config
+                else TrainConfig.from_dict(overrides, "benchmark options"))
         console = Console()
         result = run_benchmark(
             data, [m.strip() for m in models.split(",") if m.strip()], out=out, folds=folds,
             seeds=_ints(seeds, "--seeds") if seeds is not None else None, base=base,
             latency_batch_sizes=_ints(latency_batch_sizes, "--latency-batch-sizes"),
-            latency_iters=latency_iters, progress=not quiet,
+            latency_iters=latency_iters, latency_threads=latency_threads, progress=not quiet,
             log=lambda msg: console.print(f"[bold]benchmark:[/] {msg}", highlight=False),
         )
         console.print(result.tables["md"].read_text(), highlight=False, markup=False)

@@ -111,12 +111,14 @@ def print_summary(summary: DatasetSummary, console: Console) -> None:
     if not s.problems:
         console.print("[green]no problems found[/]")
         return
-    table = Table("severity", "kind", "problem", title=f"{len(s.problems)} problems")
+    from rich.table import Column
+
+    table = Table("severity", "kind", Column("problem", overflow="fold"), title=f"{len(s.problems)} problems")
     style = {"error": "red", "warning": "yellow", "info": "cyan"}
     for p in s.problems[:_MAX_PROBLEMS_SHOWN]:
         # Paths relative to the dataset root keep the distinguishing part visible in a narrow terminal.
         message = p.message.replace(f"{s.root}/", "")
-        table.add_row(f"[{style[p.severity]}]{p.severity}[/]", p.kind, message, overflow="fold")
+        table.add_row(f"[{style[p.severity]}]{p.severity}[/]", p.kind, message)
     if len(s.problems) > _MAX_PROBLEMS_SHOWN:
         more = len(s.problems) - _MAX_PROBLEMS_SHOWN
         table.add_row("", "", f"... {more} more (all of them in --json FILE)")

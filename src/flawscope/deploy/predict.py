@@ -88,11 +88,46 @@ def find_model_file(source: str | Path) -> Path:
     raise ConfigError(f"model {path} does not exist; pass a run folder, its model.pt or a checkpoint .ckpt")
 
 
+def checkpoint_threshold(model_file: str | Path) -> tuple[float | None, Path | None]:
+    """The val-chosen threshold of the run a Lightning checkpoint belongs to, and the run's best checkpoint.
+
+    A .ckpt is written during training, before the threshold is chosen on val, so it holds only the default;
+    the run's metrics.json has the chosen one. (None, None) when the file is no checkpoint of a finished run.
+    """
+    import json
+
+    path = Path(model_file)
+    metrics = path.parent.parent / "metrics.json"
+    if path.suffix.lower() != ".ckpt" or path.parent.name != "checkpoints" or not metrics.is_file():
+        return None, None
+    found = json.loads(metrics.read_text())
+    best = found.get("best_checkpoint")
+    value = found.get("threshold")
+    return (float(value) if value is not None else None), (Path(best) if best else None)
+
+
 def load_model(source: str | Path) -> FlawModel:
-    """Load a trained model from a run folder, model.pt or Lightning checkpoint (on CPU, eval mode)."""
+    """Load a trained model from a run folder, model.pt or Lightning checkpoint (on CPU, eval mode).
+
+    A checkpoint of a finished run gets the run's val-chosen threshold; any other checkpoint keeps its
+    untuned default threshold, with a warning.
+    """
+    import warnings
+
     from flawscope.training.module import load_model_from_checkpoint
 
-    return load_model_from_checkpoint(find_model_file(source))
+    path = find_model_file(source)
+    model = load_model_from_checkpoint(path)
+    if path.suffix.lower() == ".ckpt":
+        threshold, _ = checkpoint_threshold(path)
+        if threshold is not None:
+            model.config.threshold = threshold
+        else:
+            warnings.warn(f"checkpoint {path} holds no threshold chosen on val (its run has no "
+                          f"metrics.json); using the default {model.config.threshold:.4g} — prefer the "
+                          "run's model.pt",
+                          stacklevel=2)
+    return model
 
 
 def collect_images(

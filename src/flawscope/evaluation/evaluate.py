@@ -207,10 +207,11 @@ def evaluate(
     out_dir.mkdir(parents=True, exist_ok=True)
 
     cfg = model.config
-    used = float(cfg.threshold if threshold is None else threshold)
-    source_text = ("model (chosen on val during training)" if threshold is None
-                   else f"override (--threshold; the model's own is {cfg.threshold:.4g})")
     notes = [f"evaluated on {origin}"]
+    own_source = _stored_threshold(src, model, notes)
+    used = float(cfg.threshold if threshold is None else threshold)
+    source_text = (own_source if threshold is None
+                   else f"override (--threshold; the model's own is {cfg.threshold:.4g})")
     if threshold is not None:
         notes.append(f"threshold {used:.4g} set by the user instead of the model's {cfg.threshold:.4g}")
     if split == "val":
@@ -250,6 +251,23 @@ def evaluate(
             "notes": "; ".join(notes)}
     report_path = report(out_dir, info) if write_report else None
     return EvaluationResult(out_dir, result, metrics_path, report_path, predictions_path)
+
+
+def _stored_threshold(src: ModelSource, model: FlawModel, notes: list[str]) -> str:
+    """Where the model's threshold came from (load_model gives a run's checkpoint the run's threshold)."""
+    from flawscope.deploy.predict import checkpoint_threshold
+
+    if src.model_file.suffix.lower() != ".ckpt":
+        return "model (chosen on val during training)"
+    threshold, best = checkpoint_threshold(src.model_file)
+    if threshold is None:
+        notes.append(f"checkpoint {src.model_file.name} holds no threshold chosen on val; "
+                     f"{model.config.threshold:.4g} is a default — evaluate the run's model.pt or pass "
+                     "--threshold")
+        return "checkpoint default (not chosen on val)"
+    if best is not None and best.resolve() != src.model_file.resolve():
+        notes.append(f"the run's threshold was chosen on val for {best.name}, not for {src.model_file.name}")
+    return "run's metrics.json (chosen on val during training)"
 
 
 def _row(sample: Sample, score: float, label_flag: int, threshold: float, model: FlawModel) -> dict[str, Any]:

@@ -118,7 +118,7 @@ def _test_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
     return {k: binary.get(k) for k in _METRICS}
 
 
-def _cost(run_dir: Path, batch_sizes: Sequence[int], iters: int) -> dict[str, Any]:
+def _cost(run_dir: Path, batch_sizes: Sequence[int], iters: int, threads: int | None) -> dict[str, Any]:
     """Params, FLOPs and ms per image on CPU (and CUDA when present) at each batch size."""
     import torch
 
@@ -130,8 +130,14 @@ def _cost(run_dir: Path, batch_sizes: Sequence[int], iters: int) -> dict[str, An
     shape = (pre.in_chans, *pre.input_size)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     row: dict[str, Any] = {}
-    for dev in devices:
-        cost = model_cost(model, shape, batch_sizes, device=dev, iters=iters)
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        costs = {dev: model_cost(model, shape, batch_sizes, device=dev, iters=iters) for dev in devices}
+    finally:
+        torch.set_num_threads(before)
+    for dev, cost in costs.items():
         row.update(params=cost["params"], flops=cost["flops"])
         prefix = "cpu" if dev == "cpu" else "gpu"
         for j, bs in enumerate(batch_sizes):
@@ -184,6 +190,7 @@ def run_benchmark(
     base: TrainConfig | None = None,
     latency_batch_sizes: Sequence[int] = (1, 32),
     latency_iters: int = 10,
+    latency_threads: int | None = None,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
 ) -> BenchmarkResult:
@@ -200,6 +207,8 @@ def run_benchmark(
             name are set per run.
         latency_batch_sizes: batch sizes timed; the first gives the table's CPU/GPU ms per image.
         latency_iters: timed forward passes per batch size.
+        latency_threads: CPU threads for the latency measurement (torch.set_num_threads); None = torch's
+            default. On a shared machine, fewer threads than cores avoids OpenMP spin-wait stalls.
         progress: show training progress bars.
         log: receives one line per step (the CLI prints them).
 
@@ -229,6 +238,8 @@ def run_benchmark(
     if not latency_batch_sizes or min(latency_batch_sizes) < 1 or latency_iters < 1:
         raise ConfigError(f"latency batch sizes {list(latency_batch_sizes)} and iters {latency_iters} "
                           "must be >= 1")
+    if latency_threads is not None and latency_threads < 1:
+        raise ConfigError(f"latency threads must be >= 1, got {latency_threads}")
     entries = _check_models(models)
     cfg = (base or TrainConfig()).replace(data=str(data))
     out_dir = Path(out)
@@ -236,6 +247,7 @@ def run_benchmark(
     (out_dir / "benchmark.yaml").write_text(yaml.safe_dump({
         "models": list(models), "folds": folds, "seeds": seeds or None,
         "latency_batch_sizes": list(latency_batch_sizes), "latency_iters": latency_iters,
+        "latency_threads": latency_threads,
         "train": cfg.to_dict(),
     }, sort_keys=False))
 
@@ -275,7 +287,7 @@ def run_benchmark(
             row = {"model": model, "run": label, **_test_metrics(metrics)}
             if j == 0:
                 say(f"{model}: measuring Params, FLOPs and latency")
-                row.update(_cost(run_dir, latency_batch_sizes, latency_iters))
+                row.update(_cost(run_dir, latency_batch_sizes, latency_iters, latency_threads))
             rows.append(row)
 
     extra_ms = [(f"{dev}_ms_b{bs}", f"{dev.upper()} ms/img @{bs}", "ms")
