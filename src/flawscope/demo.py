@@ -50,12 +50,26 @@ def _synth_data(cfg: DemoConfig, progress: bool) -> Path:
     """Generate the synthetic set once; a later demo with the same settings reuses it."""
     from flawscope.data.synth import SynthConfig, generate_dataset
 
-    synth = SynthConfig(n_images=cfg.n_images, size=(cfg.image_size, cfg.image_size), seed=cfg.seed,
-                        n_parts=cfg.n_parts, part="mixed", flaw_size=(3.0, 12.0))
+    synth = SynthConfig(
+        n_images=cfg.n_images,
+        size=(cfg.image_size, cfg.image_size),
+        seed=cfg.seed,
+        n_parts=cfg.n_parts,
+        part="mixed",
+        flaw_size=(3.0, 12.0),
+    )
     data = Path(cfg.out) / "data"
     marker = data / "demo_synth.json"
-    wanted = json.dumps({"n_images": synth.n_images, "size": list(synth.size), "seed": synth.seed,
-                         "n_parts": synth.n_parts, "part": synth.part, "flaw_size": list(synth.flaw_size)})
+    wanted = json.dumps(
+        {
+            "n_images": synth.n_images,
+            "size": list(synth.size),
+            "seed": synth.seed,
+            "n_parts": synth.n_parts,
+            "part": synth.part,
+            "flaw_size": list(synth.flaw_size),
+        }
+    )
     if marker.is_file() and marker.read_text() == wanted and (data / "manifest.csv").is_file():
         return data
     generate_dataset(data, synth, progress=progress, overwrite=data.exists())
@@ -64,7 +78,7 @@ def _synth_data(cfg: DemoConfig, progress: bool) -> Path:
 
 
 def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
-    """Generate data, train and evaluate each model, and write `comparison.md/.csv/.json`; returns the rows."""
+    """Generate data, train and evaluate each model, write `comparison.md/.csv/.json`; returns rows."""
     from flawscope.evaluation.cost import count_flops, count_params
     from flawscope.evaluation.table import benchmark_table
     from flawscope.registry import get_model_entry
@@ -80,21 +94,54 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
     for name in cfg.models:
         bilinear = "bcnn" in name
         train_cfg = TrainConfig(
-            data=str(data), model=name, backbone=cfg.backbone if bilinear else None,
-            input_size=(cfg.image_size, cfg.image_size), resize=False, augment="flips",
-            optimizer="adamw", lr=cfg.lr, batch_size=cfg.batch_size, epochs=cfg.epochs, patience=0,
-            seed=cfg.seed, out=str(out / "runs"), name=name, **cfg.extra,
+            data=str(data),
+            model=name,
+            backbone=cfg.backbone if bilinear else None,
+            input_size=(cfg.image_size, cfg.image_size),
+            resize=False,
+            augment="flips",
+            optimizer="adamw",
+            lr=cfg.lr,
+            batch_size=cfg.batch_size,
+            epochs=cfg.epochs,
+            patience=0,
+            seed=cfg.seed,
+            out=str(out / "runs"),
+            name=name,
+            **cfg.extra,
         )
         result = train(train_cfg, progress=progress)
         model = load_model_from_checkpoint(result.model_path)
         shape = (model.config.preprocess.in_chans, cfg.image_size, cfg.image_size)
-        rows.append({"model": name if not bilinear else f"{name} ({cfg.backbone})",
-                     **result.metrics.get("test", {}),
-                     "params": count_params(model), "flops": count_flops(model, shape)})
-        runs[name] = {"run_dir": str(result.run_dir), "report": str(result.report_path or ""),
-                      "threshold": result.threshold, "epochs": result.epochs_trained}
-    columns = ["model", "params", "flops", "TP", "TN", "FP", "FN", "precision", "recall", "accuracy", "miss_rate",
-               "false_alarm_rate", "roc_auc"]
+        rows.append(
+            {
+                "model": name if not bilinear else f"{name} ({cfg.backbone})",
+                **result.metrics.get("test", {}),
+                "params": count_params(model),
+                "flops": count_flops(model, shape),
+            }
+        )
+        runs[name] = {
+            "run_dir": str(result.run_dir),
+            "report": str(result.report_path or ""),
+            "threshold": result.threshold,
+            "epochs": result.epochs_trained,
+        }
+    columns = [
+        "model",
+        "params",
+        "flops",
+        "TP",
+        "TN",
+        "FP",
+        "FN",
+        "precision",
+        "recall",
+        "accuracy",
+        "miss_rate",
+        "false_alarm_rate",
+        "roc_auc",
+    ]
     markdown, csv_text, json_text = benchmark_table(rows, columns)
     (out / "comparison.md").write_text(markdown + "\n")
     (out / "comparison.csv").write_text(csv_text)

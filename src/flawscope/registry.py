@@ -27,7 +27,7 @@ _MODELS: dict[str, ModelEntry] = {}
 
 
 def register_model(name: str, task: Task = "classify", description: str = "") -> Callable:
-    """Decorator: register a builder `fn(num_classes, in_chans, pretrained, **kwargs) -> nn.Module` by name."""
+    """Decorator: register a builder `fn(num_classes, in_chans, pretrained, **kw) -> FlawModel` by name."""
 
     def decorator(fn: Callable) -> Callable:
         if name in _MODELS:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from helpers.datasets import make_gdxray_dataset, make_manifest_dataset
 from typer.testing import CliRunner
 
 from flawscope.cli.main import app
 from flawscope.data.sources import load_dataset
 from flawscope.data.sources.manifest import write_manifest
+from helpers.datasets import make_gdxray_dataset, make_manifest_dataset
 
 runner = CliRunner()
 

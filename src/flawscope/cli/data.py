@@ -170,9 +170,9 @@ def patches_command(
 def split_command(
     root: Annotated[Path, typer.Argument(help="Dataset folder, or a manifest .csv file.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Split .csv to write.")],
-    val_fraction: Annotated[float, typer.Option(help="Fraction of samples (by group) for validation.")] = 0.15,
-    test_fraction: Annotated[float, typer.Option(help="Fraction of samples (by group) for test.")] = 0.15,
-    by_group: Annotated[bool, typer.Option(help="Keep each group (series, part, radiograph) in one part.")] = True,
+    val_fraction: Annotated[float, typer.Option(help="Share of samples (by group) for validation.")] = 0.15,
+    test_fraction: Annotated[float, typer.Option(help="Share of samples (by group) for test.")] = 0.15,
+    by_group: Annotated[bool, typer.Option(help="Keep each group (series, part) in one part.")] = True,
     seed: Annotated[int, typer.Option(help="Split seed; the same seed gives the same split.")] = 0,
     format: Annotated[str, typer.Option("--format", "-f", help="Dataset format, or 'auto'.")] = "auto",
 ) -> None:

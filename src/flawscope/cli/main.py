@@ -15,7 +15,6 @@ app = typer.Typer(
 )
 
 
-
 def _show_version(value: bool) -> None:
     if value:
         from flawscope import __version__
@@ -26,7 +25,9 @@ def _show_version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True, help="Show version."),
+    version: bool = typer.Option(
+        False, "--version", callback=_show_version, is_eager=True, help="Show version."
+    ),
 ) -> None:
     """Deep-learning flaw detection in industrial X-ray and surface images."""
 

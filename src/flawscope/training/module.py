@@ -146,6 +146,9 @@ class FlawModule(L.LightningModule):
              "seg_weight": seg_weight, "cls_weight": cls_weight}
         )
         self.model = model
+        # Lets Lightning's model summary report FLOPs and layer output sizes at the model's input size.
+        pre = config.preprocess
+        self.example_input_array = torch.zeros(1, pre.in_chans, *pre.input_size)
         self.loss = build_loss(self.task, loss, class_weights, pos_weight, seg_weight, cls_weight)
         self.n_frozen = len(_freeze(model, freeze_stages))
         # Set by the run so a NaN error can name the files of the batch; index -> description.

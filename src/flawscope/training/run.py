@@ -311,8 +311,13 @@ def train(cfg: TrainConfig, progress: bool = True) -> RunResult:
         FlawscopeError: bad options, a dataset or split a detector cannot learn from, an incompatible
             checkpoint to resume, or a NaN/inf loss during training.
     """
+    import warnings
+
     import lightning as L
     import torch
+
+    # Lightning's own use of a torch pytree API deprecated in torch 2.14; nothing a user can act on.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
 
     from flawscope.data.datamodule import FlawDataModule
     from flawscope.data.transforms import AugmentConfig

@@ -152,7 +152,7 @@ def load_manifest(root: Path, ctx: SourceContext) -> DatasetIndex:
 
 
 def write_manifest(index: DatasetIndex, path: str | Path) -> Path:
-    """Write an index as a manifest CSV that `load_dataset` reads back to the same samples (RLE masks excepted)."""
+    """Write an index as a manifest CSV that `load_dataset` reads back (RLE masks are refused)."""
     path = Path(path)
     if any(s.mask is not None and not isinstance(s.mask, Path) for s in index.samples):
         raise DatasetError(
@@ -173,7 +173,8 @@ def write_manifest(index: DatasetIndex, path: str | Path) -> Path:
         for s in index.samples:
             meta = dict(s.meta)
             writer.writerow([
-                rel(s.image), s.label, rel(s.mask) if isinstance(s.mask, Path) else "", s.group, s.split or "",
+                rel(s.image), s.label, rel(s.mask) if isinstance(s.mask, Path) else "",
+                s.group, s.split or "",
                 ";".join(s.flaw_types),
                 ";".join(f"{b.x1:g} {b.y1:g} {b.x2:g} {b.y2:g} {b.label}" for b in s.boxes),
                 "" if s.defective is None else int(s.defective),
