@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -20,6 +22,15 @@ from flawscope.training.config import TrainConfig
 
 runner = CliRunner()
 SIZE = 32
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread() -> Iterator[None]:
+    """One intra-op thread: on a shared 2-core machine OpenMP spin-waits make 2 threads ~100x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def _dataset(root: Path, n: int = 20) -> Path:
@@ -42,7 +53,6 @@ FAST = ["--epochs", "1", "--input-size", "32", "--batch-size", "8", "--latency-b
         "--set", "test_fraction=0.25"]
 
 
-@pytest.mark.slow
 def test_benchmark_two_models_two_seeds_writes_table_iii(tmp_path: Path) -> None:
     data, out = _dataset(tmp_path / "data"), tmp_path / "bench"
     args = ["benchmark", "--data", str(data), "--models", "small_cnn,squeezenet1_1_reduced", "--seeds", "0,1",

@@ -7,6 +7,7 @@ layer is set so that every pixel is defective, which makes its masks and flaw si
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,15 @@ from flawscope.training.module import save_model
 
 runner = CliRunner()
 SIZE = 32
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread() -> Iterator[None]:
+    """One intra-op thread: on a shared 2-core machine OpenMP spin-waits make 2 threads ~100x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def _blob_image(path: Path, seed: int, defective: bool, shape: tuple[int, int] = (SIZE, SIZE)) -> Path:
@@ -148,3 +158,18 @@ def test_no_readable_input_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "in" / "readme.txt").write_text("x")
     with pytest.raises(ConfigError, match="no image files"):
         predict_files(_classifier(tmp_path), [tmp_path / "in"], tmp_path / "out")
+
+
+@pytest.mark.real_data
+def test_segmenter_on_a_real_weld_radiograph(shared_data: Path, tmp_path: Path) -> None:
+    weld = shared_data / "gdxray-welds" / "W0001" / "W0001_0001.png"
+    if not weld.is_file():
+        pytest.skip(f"{weld} not found")
+    from flawscope.data.io import image_info
+
+    info = image_info(weld)
+    result = predict_files(_all_defect_segmenter(tmp_path, resize=False), [weld], tmp_path / "out",
+                           tile=256, overlap=32, batch_size=16)
+    assert not result.skipped
+    mask = np.asarray(Image.open(tmp_path / "out" / "masks" / "W0001_0001.png"))
+    assert mask.shape == (info.height, info.width) and mask.min() == 255
