@@ -1,4 +1,4 @@
-"""`flawscope benchmark`: Table III files with mean ± std, fold manifests, refusals before any training."""
+"""`flawscope benchmark`: Table III files with mean ± std, k-fold splits, refusals before any training."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 
 from flawscope.cli.main import app
 from flawscope.data.sources import load_dataset
-from flawscope.data.splits import make_split
+from flawscope.data.splits import load_split
 from flawscope.errors import ConfigError
-from flawscope.training.benchmark import run_benchmark, write_fold_manifests
+from flawscope.training.benchmark import run_benchmark, write_fold_splits
 from flawscope.training.config import TrainConfig
 
 runner = CliRunner()
@@ -90,23 +90,37 @@ def test_benchmark_two_models_two_seeds_writes_table_iii(tmp_path: Path) -> None
         run_benchmark(data, ["small_cnn"], out, seeds=[0], base=same.replace(epochs=3))
 
 
-def test_fold_manifests_fix_each_folds_split(tmp_path: Path) -> None:
+def test_fold_splits_test_every_image_once(tmp_path: Path) -> None:
     data = _dataset(tmp_path / "data")
     cfg = TrainConfig(data=str(data), val_fraction=0.2)
-    folds = write_fold_manifests(cfg, 4, tmp_path / "bench")
+    folds = write_fold_splits(cfg, 4, tmp_path / "bench")
 
     assert [label for label, _ in folds] == ["fold0", "fold1", "fold2", "fold3"]
+    index = load_dataset(data)
     tested: list[str] = []
-    for _, manifest in folds:
-        index = load_dataset(manifest)
-        split = make_split(index, 0.2, 0.2, seed=123)  # the manifest's split column wins over any seed
-        assert split.method == "fixed"
+    for label, path in folds:
+        assert Path(path) == tmp_path / "bench" / "folds" / label / "split.csv"
+        split = load_split(index, path)
         parts = {p: {index.samples[i].image.name for i in split.part(p)} for p in ("train", "val", "test")}
         assert parts["train"] and parts["val"] and parts["test"]
         assert not (parts["train"] & parts["test"]) and not (parts["val"] & parts["test"])
         tested += parts["test"]
-        assert (Path(manifest).parent / "split.csv").is_file()
     assert sorted(tested) == sorted(p.name for p in data.rglob("*.png"))  # every image tested exactly once
+
+
+def test_kfold_runs_train_on_their_fold_split(tmp_path: Path) -> None:
+    data, out = _dataset(tmp_path / "data"), tmp_path / "bench"
+    base = TrainConfig(epochs=1, input_size=32, batch_size=8, accelerator="cpu", devices="1", patience=0)
+    result = run_benchmark(data, ["small_cnn"], out, folds=2, base=base, latency_batch_sizes=(1,),
+                           latency_iters=1, latency_threads=1)
+
+    assert [d.name for d in result.run_dirs] == ["fold0", "fold1"]
+    for run_dir in result.run_dirs:
+        fold_split = out / "folds" / run_dir.name / "split.csv"
+        saved = TrainConfig.from_yaml(run_dir / "config.yaml")
+        assert saved.split_file == str(fold_split) and saved.data == str(data)
+        assert (run_dir / "split.csv").read_text() == fold_split.read_text()
+    assert json.loads((out / "table.json").read_text())[0]["n_runs"] == 2
 
 
 @pytest.mark.parametrize(

@@ -20,8 +20,8 @@ from flawscope.cli.main import app
 from flawscope.data.config import PreprocessConfig
 from flawscope.deploy.predict import collect_images, predict_files
 from flawscope.errors import ConfigError
+from flawscope.models.checkpoint import save_model
 from flawscope.registry import create_model
-from flawscope.training.module import save_model
 
 runner = CliRunner()
 SIZE = 32

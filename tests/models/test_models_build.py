@@ -14,6 +14,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from flawscope.data.config import PreprocessConfig
 from flawscope.errors import ConfigError
 from flawscope.models import build_from_config, count_parameters, create_model, list_models
+from flawscope.models.base import image_probabilities
 from flawscope.models.heads import CAMHead
 
 ALL = list_models()
@@ -191,3 +192,14 @@ def test_bad_arguments_raise_clear_errors() -> None:
 def test_default_defective_classes_skip_ok_names() -> None:
     model = _meta_model("small_cnn", class_names=["ok", "crack", "pore"])
     assert model.config.defective_classes == ("crack", "pore")
+
+
+def test_image_probabilities_reads_each_kind_of_output() -> None:
+    one = torch.tensor([[0.0], [2.0]])
+    assert torch.allclose(image_probabilities({"logits": one}), torch.sigmoid(one[:, 0]))
+    many = torch.tensor([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]])
+    assert torch.allclose(image_probabilities({"logits": many}), torch.softmax(many, dim=1))
+    masks = torch.full((2, 1, 4, 4), -5.0)
+    masks[1, 0, 2, 3] = 3.0  # one hot pixel makes its image defective
+    probs = image_probabilities({"mask_logits": masks})
+    assert probs.shape == (2,) and torch.allclose(probs, torch.sigmoid(torch.tensor([-5.0, 3.0])))

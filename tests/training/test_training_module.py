@@ -11,16 +11,13 @@ from torch.utils.data import DataLoader
 from flawscope.data.config import PreprocessConfig
 from flawscope.errors import FlawscopeError
 from flawscope.models.base import FlawModel, ModelConfig
-from flawscope.training.module import (
+from flawscope.models.checkpoint import (
     CheckpointError,
-    FlawModule,
-    NonFiniteLossError,
-    backbone_stages,
     check_compatible,
-    freeze_stages,
     load_model_from_checkpoint,
     save_model,
 )
+from flawscope.training.module import FlawModule, NonFiniteLossError, backbone_stages, freeze_stages
 
 SIZE = 32
 

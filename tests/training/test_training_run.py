@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from flawscope.errors import ConfigError, DatasetError
-from flawscope.models.pretrained import CheckpointError
+from flawscope.models.checkpoint import CheckpointError
 from flawscope.training.config import TrainConfig
 from flawscope.training.run import class_balance, train
 
@@ -83,7 +83,7 @@ def test_run_folder_contents(run_a) -> None:
     saved = TrainConfig.from_yaml(d / "config.yaml")
     assert saved.name == "a" and saved.loss == "bce" and saved.model == "small_cnn"
     # model.pt carries the threshold chosen on val.
-    from flawscope.training.module import load_model_from_checkpoint
+    from flawscope.models.checkpoint import load_model_from_checkpoint
 
     model = load_model_from_checkpoint(run_a.model_path)
     assert model.config.threshold == pytest.approx(run_a.threshold)
@@ -95,6 +95,22 @@ def test_same_seed_same_metrics(run_a, data) -> None:
     assert again.metrics["val"] == run_a.metrics["val"]
     assert again.metrics["test"] == run_a.metrics["test"]
     assert again.metrics["best_val_loss"] == run_a.metrics["best_val_loss"]
+
+
+def test_split_file_fixes_the_runs_split(data, tmp_path) -> None:
+    from flawscope.data.sources import load_dataset
+    from flawscope.data.splits import make_split, save_split
+
+    index = load_dataset(data, on_bad_file="skip")
+    given = make_split(index, 0.2, 0.3, seed=7)  # other sizes and seed than the run's fractions would give
+    save_split(index, given, tmp_path / "given.csv")
+    result = train(_cfg(data, tmp_path, "fixed", epochs=1, on_bad_file="skip",
+                        split_file=str(tmp_path / "given.csv")), progress=False)
+    assert (result.run_dir / "split.csv").read_text() == (tmp_path / "given.csv").read_text()
+    assert result.metrics["split_sizes"] == given.sizes() != {"train": 16, "val": 8, "test": 8}
+    assert TrainConfig.from_yaml(result.run_dir / "config.yaml").split_file == str(tmp_path / "given.csv")
+    with pytest.raises(ConfigError, match="split file .*missing.csv does not exist"):
+        train(_cfg(data, tmp_path, "x", split_file=str(tmp_path / "missing.csv")), progress=False)
 
 
 def test_existing_run_folder_is_not_overwritten(run_a, data) -> None:

@@ -32,6 +32,7 @@ _HELP = {
     "val_fraction": "Share of samples for validation (threshold chosen here).",
     "test_fraction": "Share of samples for the test report.",
     "by_group": "Keep each group (series, part, source image) in one split.",
+    "split_file": "Split CSV fixing train/val/test (e.g. a run's split.csv) instead of the fractions.",
     "seed": "Seed of split, sampling, augmentation and initialisation.",
     "out": "Folder that holds run folders.",
     "name": "Run folder name (default: <timestamp>-<model>).",
@@ -92,6 +93,7 @@ def register(app: typer.Typer) -> None:
         by_group: Annotated[
             bool | None, typer.Option("--by-group/--no-by-group", help=_help("by_group"))
         ] = None,
+        split_file: Annotated[str | None, typer.Option(help=_help("split_file"))] = None,
         seed: Annotated[int | None, typer.Option(help=_help("seed"))] = None,
         out: Annotated[str | None, typer.Option(help=_help("out"))] = None,
         name: Annotated[str | None, typer.Option(help=_help("name"))] = None,

@@ -114,7 +114,7 @@ def load_model(source: str | Path) -> FlawModel:
     """
     import warnings
 
-    from flawscope.training.module import load_model_from_checkpoint
+    from flawscope.models.checkpoint import load_model_from_checkpoint
 
     path = find_model_file(source)
     model = load_model_from_checkpoint(path)
@@ -326,6 +326,7 @@ def segment_image(
 
     from flawscope.data.transforms import build_eval_transform
     from flawscope.deploy.sliding import sliding_window_predict
+    from flawscope.models.base import image_probabilities
 
     pre = model.config.preprocess
     dev = _device(device)
@@ -334,9 +335,7 @@ def segment_image(
     h, w = x.shape[-2:]
 
     def image_prob(out: dict[str, torch.Tensor]) -> torch.Tensor:
-        if "logits" in out:
-            return probabilities(out["logits"]).reshape(-1)
-        return torch.sigmoid(out["mask_logits"]).flatten(1).amax(1)  # no image head: the worst pixel
+        return image_probabilities(out).reshape(-1)
 
     if pre.resize and tile is None:
         with torch.inference_mode():

@@ -3,11 +3,12 @@
 The decision threshold is the model's own, chosen on validation data during training; it is never re-tuned
 on the data being evaluated. An explicit `threshold` overrides it, and metrics.json and the report say so.
 
-Classifiers are scored the way training scored its test split (`flawscope.training.run.predict_loader` on the
-model's evaluation transform). Segmenters are scored at each image's own resolution: the probability map
-comes from `flawscope.deploy.predict.segment_image` (sliding-window inference at the model's input size for
-patch models), then pixel metrics (counts summed over images), flaw-level metrics (connected regions) and
-image-level metrics (the model's image score) are computed.
+Classifiers are scored the way training scored its test split
+(`flawscope.evaluation.predictions.predict_loader` on the model's evaluation transform). Segmenters are scored
+at each image's own resolution: the probability map comes from `flawscope.deploy.predict.segment_image`
+(sliding-window inference at the model's input size for patch models), then pixel metrics (counts summed over
+images), flaw-level metrics (connected regions) and image-level metrics (the model's image score) are
+computed.
 
 Output folder: metrics.json (keys in METRICS_KEYS, plus "pixel" and "flaw" for segmenters and "reject" when
 the model has a reject band), report.html (+ figures/), predictions.csv (path, crop, label, defective,
@@ -188,6 +189,7 @@ def evaluate(
         ConfigError / DatasetError: bad options, a dataset the split does not fit, labels the model lacks.
     """
     from flawscope.deploy.predict import _device, load_model
+    from flawscope.evaluation.predictions import json_safe
 
     if threshold is not None and not (math.isfinite(threshold) and 0.0 <= threshold <= 1.0):
         raise ConfigError(f"threshold {threshold} must be a probability in [0, 1]")
@@ -226,8 +228,6 @@ def evaluate(
     else:
         metrics, rows, report = _evaluate_classifier(model, index, samples, used, batch_size, dev)
 
-    from flawscope.training.run import _json_safe
-
     result = {
         "model": cfg.name, "task": cfg.task, "model_file": str(src.model_file),
         "run_dir": str(src.run_dir) if src.run_dir else None, "data": str(index.root), "format": index.format,
@@ -236,7 +236,7 @@ def evaluate(
         "threshold": used, "threshold_source": source_text, "model_threshold": float(cfg.threshold),
         "notes": notes, **metrics,
     }
-    result = _json_safe(result)
+    result = json_safe(result)
     metrics_path = out_dir / "metrics.json"
     metrics_path.write_text(json.dumps(result, indent=2))
     columns = [*PREDICTION_COLUMNS, *(["iou"] if cfg.task == "segment" else []),
@@ -297,17 +297,16 @@ def _evaluate_classifier(
     from flawscope.data.cache import DecodeCache
     from flawscope.data.datamodule import FlawDataset
     from flawscope.data.transforms import build_eval_transform
-    from flawscope.training.module import FlawModule
-    from flawscope.training.run import _defect_scores, _split_metrics, predict_loader
+    from flawscope.evaluation.predictions import defect_scores, predict_loader, split_metrics
 
     cfg = model.config
     dataset = FlawDataset(samples, list(cfg.class_names), cfg.preprocess,
                           build_eval_transform(cfg.preprocess), DecodeCache(),
                           defective_classes=frozenset(cfg.defective_classes))
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
-    pred = predict_loader(FlawModule(model), loader, device)
+    pred = predict_loader(model, loader, device)
     model.cpu()
-    scores = _defect_scores(pred, list(cfg.class_names), tuple(cfg.defective_classes))
+    scores = defect_scores(pred, list(cfg.class_names), tuple(cfg.defective_classes))
     flags = pred["defective"].astype(int)
     rows = [_row(samples[int(i)], float(s), int(f), threshold, model)
             for i, s, f in zip(pred["index"], scores, flags, strict=True)]
@@ -317,7 +316,7 @@ def _evaluate_classifier(
     known = flags >= 0
     metrics: dict[str, Any] = {"metrics": {}}
     if known.any():
-        metrics["metrics"] = _split_metrics(pred, threshold, model)
+        metrics["metrics"] = split_metrics(pred, threshold, model)
         metrics.update(_reject(flags[known], scores[known], threshold, model))
 
     def report(out_dir: Path, info: dict[str, Any]) -> Path:

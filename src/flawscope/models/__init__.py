@@ -10,7 +10,8 @@ from typing import Any
 
 from flawscope.models import bilinear, classifier, segmentation  # noqa: F401  (register the builders)
 from flawscope.models.base import FlawModel, ModelConfig
-from flawscope.models.pretrained import CheckpointError, LoadReport, load_backbone_weights
+from flawscope.models.checkpoint import CheckpointError
+from flawscope.models.pretrained import LoadReport, load_backbone_weights
 from flawscope.registry import create_model, get_model_entry, list_models
 
 __all__ = [

@@ -75,3 +75,19 @@ class FlawModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_outputs(x)["logits"]
+
+
+def image_probabilities(outputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    """How a model's outputs read as probabilities per image.
+
+    Returns:
+        (B,) defect probability from one sigmoid logit, (B, K) softmax class probabilities from K logits, or,
+        for a segmenter without an image head, (B,) the highest pixel probability of its "mask_logits".
+    """
+    if "logits" in outputs:
+        logits = outputs["logits"]
+        if logits.shape[1] == 1:
+            return torch.sigmoid(logits[:, 0])
+        return torch.softmax(logits, dim=1)
+    # A segmenter without an image head: the image is as defective as its most defective pixel.
+    return torch.sigmoid(outputs["mask_logits"]).flatten(1).amax(1)

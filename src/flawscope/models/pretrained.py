@@ -11,16 +11,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from flawscope.errors import FlawscopeError
+from flawscope.models.checkpoint import CheckpointError
 
 # Top-level module names of classifier heads in timm / torchvision / Cadene checkpoints: ignored, not errors.
 _HEAD_NAMES = {"fc", "head", "classifier", "pre_logits", "last_linear", "global_pool", "head_drop", "fc_norm"}
 # Wrappers that prefix every key: DataParallel/DDP, torch.compile, Lightning's `self.model`.
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.", "model.")
-
-
-class CheckpointError(FlawscopeError):
-    """A weights file is missing, unreadable, or does not fit the model."""
 
 
 @dataclass

@@ -4,15 +4,14 @@ Every model trains with the same `TrainConfig` (only `model`, `task`, `seed` and
 change). Layout of the output folder:
 
     runs/<model>/<fold0|seed0>/   a normal run folder (train), plus eval-test/predictions.csv
-    folds/fold<i>/                the fold's manifest.csv (fixed train/val/test) and split.csv (k-fold only)
+    folds/fold<i>/split.csv       the fold's train/val/test parts (k-fold only)
     runs.csv                      one row per run: test metrics (at the threshold chosen on that run's val)
     table.md / table.csv / table.json   Table III: mean ± std over folds/seeds, Params, FLOPs, latency
     pr_curves.png, miss_false_alarm_curves.png   test predictions pooled over folds/seeds, one line per model
     benchmark.yaml                the resolved options
 
-K-fold: folds come from `flawscope.data.splits.kfold_splits` (by group, stratified); since `TrainConfig` has
-no option for a precomputed split, each fold is written as a manifest whose `split` column fixes its
-train/val/test parts (the manifest format honours it), and training reads that manifest.
+K-fold: folds come from `flawscope.data.splits.kfold_splits` (by group, stratified); each is saved as a split
+file and trained with `TrainConfig.split_file`, on the dataset itself.
 
 Cost (Params, FLOPs, latency) does not depend on the fold, so it is measured once per model, on its first
 run's model.pt, and stored in that model's first row only (the table then shows it without a spread).
@@ -21,7 +20,6 @@ run's model.pt, and stored in that model's first row only (the table then shows 
 from __future__ import annotations
 
 import csv
-import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,31 +67,19 @@ def _check_models(models: Sequence[str]) -> list[tuple[str, str]]:
     return [(m, get_model_entry(m).task) for m in models]
 
 
-def write_fold_manifests(cfg: TrainConfig, k: int, out: Path) -> list[tuple[str, str]]:
-    """Write one manifest per fold (split column fixed); returns (fold label, manifest path)."""
-    from flawscope.data.sources import load_dataset
-    from flawscope.data.sources.manifest import write_manifest
+def write_fold_splits(cfg: TrainConfig, k: int, out: Path) -> list[tuple[str, str]]:
+    """Write one split file per fold, `out/folds/fold<i>/split.csv`; returns (fold label, split path)."""
     from flawscope.data.splits import check_split, kfold_splits, save_split
-    from flawscope.errors import DatasetError
-    from flawscope.training.run import check_dataset
+    from flawscope.training.run import load_index
 
-    index = load_dataset(cfg.data, format=cfg.format, on_bad_file=cfg.on_bad_file)  # type: ignore[arg-type]
-    check_dataset(index, cfg.task)
+    index = load_index(cfg)  # the dataset exactly as each fold's run will load it
     splits = kfold_splits(index, k, seed=cfg.seed, by_group=cfg.by_group, val_fraction=cfg.val_fraction)
     folds = []
     for i, split in enumerate(splits):
         check_split(index, split, by_group=cfg.by_group)
-        part_of = {pos: part for part in ("train", "val", "test") for pos in split.part(part)}
-        fold_index = index.subset(sorted(part_of))
-        fold_index.samples = [dataclasses.replace(index.samples[pos], split=part_of[pos])
-                              for pos in sorted(part_of)]
-        folder = out / "folds" / f"fold{i}"
-        try:
-            manifest = write_manifest(fold_index, folder / "manifest.csv")
-        except DatasetError as err:
-            raise ConfigError(f"cannot run k-fold on {cfg.data}: {err}. Use --seeds instead") from None
-        save_split(index, split, folder / "split.csv")  # the fold in the original dataset's terms
-        folds.append((f"fold{i}", str(manifest)))
+        path = out / "folds" / f"fold{i}" / "split.csv"
+        save_split(index, split, path)
+        folds.append((f"fold{i}", str(path)))
     return folds
 
 
@@ -123,7 +109,7 @@ def _cost(run_dir: Path, batch_sizes: Sequence[int], iters: int, threads: int | 
     import torch
 
     from flawscope.evaluation.cost import model_cost
-    from flawscope.training.module import load_model_from_checkpoint
+    from flawscope.models.checkpoint import load_model_from_checkpoint
 
     model = load_model_from_checkpoint(run_dir / "model.pt")
     pre = model.config.preprocess
@@ -253,8 +239,7 @@ def run_benchmark(
 
     if folds is not None:
         say(f"writing {folds} group folds of {data}")
-        plans = [(label, {"data": manifest, "format": "manifest"}) for label, manifest in
-                 write_fold_manifests(cfg, folds, out_dir)]
+        plans = [(label, {"split_file": path}) for label, path in write_fold_splits(cfg, folds, out_dir)]
     else:
         plans = [(f"seed{s}", {"seed": s}) for s in seeds]
 

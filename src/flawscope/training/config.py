@@ -53,6 +53,8 @@ class TrainConfig:
         patience: epochs without val_loss improvement before stopping; 0 = never stop early.
         val_fraction, test_fraction: split sizes.
         by_group: keep each group (series, part, source image) in one split.
+        split_file: a split CSV (a run's split.csv, or `flawscope.data.splits.save_split`) fixing the
+            train/val/test parts; None = split by val_fraction, test_fraction and seed.
         seed: seeds the split, sampling, augmentation and initialisation.
         out: folder holding runs.
         name: run folder name; None = "<timestamp>-<model>".
@@ -90,6 +92,7 @@ class TrainConfig:
     val_fraction: float = 0.2
     test_fraction: float = 0.2
     by_group: bool = True
+    split_file: str | None = None
     seed: int = 0
     out: str = "runs"
     name: str | None = None
@@ -122,7 +125,7 @@ class TrainConfig:
             if key == "limit_batches" and number > 1 and number.is_integer():
                 number = int(number)  # Lightning reads an int as a batch count, a float as a fraction
             setattr(self, key, number)
-        for key in ("data", "out", "resume"):
+        for key in ("data", "out", "resume", "split_file"):
             value = getattr(self, key)
             if isinstance(value, Path):
                 setattr(self, key, str(value))

@@ -1,14 +1,13 @@
-"""One LightningModule for classifiers and segmenters, and loading a trained model back from a checkpoint.
+"""One LightningModule for classifiers and segmenters.
 
 The plain `FlawModel` lives in `FlawModule.model`; export and inference use only it (anomalib's
 torch_model / lightning_model split). The model's `ModelConfig` is saved in the checkpoint's hyperparameters
-so `load_model_from_checkpoint` can rebuild the model through the registry without the training code.
+so `flawscope.models.checkpoint.load_model_from_checkpoint` rebuilds the model without the training code.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -16,11 +15,19 @@ import torch
 from torch import nn
 
 from flawscope.errors import ConfigError, FlawscopeError
-from flawscope.models.base import FlawModel, ModelConfig
-from flawscope.models.pretrained import CheckpointError
-from flawscope.training.losses import build_loss, default_loss
+from flawscope.models.base import FlawModel, ModelConfig, image_probabilities
 
-MODEL_FILE_FORMAT = "flawscope-model/1"
+# Model-file functions live with the model; re-exported here for code that imported them from training.
+from flawscope.models.checkpoint import (  # noqa: F401
+    MODEL_FILE_FORMAT,
+    CheckpointError,
+    build_model,
+    check_compatible,
+    checkpoint_model_config,
+    load_model_from_checkpoint,
+    save_model,
+)
+from flawscope.training.losses import build_loss, default_loss
 
 
 class NonFiniteLossError(FlawscopeError):
@@ -186,13 +193,7 @@ class FlawModule(L.LightningModule):
 
     def image_scores(self, outputs: dict[str, torch.Tensor]) -> torch.Tensor:
         """Defect probability per image (B,), or class probabilities (B, K) for multi-class models."""
-        if "logits" in outputs:
-            logits = outputs["logits"]
-            if logits.shape[1] == 1:
-                return torch.sigmoid(logits[:, 0])
-            return torch.softmax(logits, dim=1)
-        # A segmenter without an image head: the image is as defective as its most defective pixel.
-        return torch.sigmoid(outputs["mask_logits"]).flatten(1).amax(1)
+        return image_probabilities(outputs)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         outputs = self.model.forward_outputs(batch["image"])
@@ -256,7 +257,7 @@ class FlawModule(L.LightningModule):
         """Probabilities per image ("scores": (B,) defect probability or (B, K) class probabilities), and
         "mask_probs" (B, 1, H, W) for segmenters, with the batch's "index", "defective" and "label"."""
         outputs = self.model.forward_outputs(batch["image"])
-        out = {"scores": self.image_scores(outputs)}
+        out = {"scores": image_probabilities(outputs)}
         if "mask_logits" in outputs:
             out["mask_probs"] = torch.sigmoid(outputs["mask_logits"])
         for key in ("index", "defective", "label"):
@@ -285,106 +286,3 @@ class FlawModule(L.LightningModule):
         epochs = self.trainer.max_epochs if self.trainer.max_epochs and self.trainer.max_epochs > 0 else 1
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs, eta_min=min(hp.min_lr, hp.lr))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
-
-
-# -- loading -------------------------------------------------------------------------------------------------
-def _torch_load(path: Path) -> dict:
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
-    try:
-        # Lightning checkpoints hold only tensors and plain values here, so the safe loader suffices.
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unpickling failure means "not a checkpoint we wrote"
-        raise CheckpointError(f"cannot read checkpoint {path}: {err}; pass a .ckpt from a flawscope run's "
-                              "checkpoints/ folder or its model.pt") from None
-    if not isinstance(ckpt, dict):
-        raise CheckpointError(f"{path} is not a flawscope checkpoint (it holds a {type(ckpt).__name__})")
-    return ckpt
-
-
-def checkpoint_model_config(path: str | Path) -> ModelConfig:
-    """The ModelConfig stored in a Lightning checkpoint or model.pt, without building the model."""
-    path = Path(path)
-    ckpt = _torch_load(path)
-    return _config_of(ckpt, path)
-
-
-def _config_of(ckpt: dict, path: Path) -> ModelConfig:
-    if ckpt.get("format") == MODEL_FILE_FORMAT:
-        return ModelConfig.from_dict(ckpt["config"])
-    hp = ckpt.get("hyper_parameters") or {}
-    if "model_config" not in hp:
-        raise CheckpointError(f"checkpoint {path} has no flawscope model config; it was not written by "
-                              "`flawscope train` (pass a .ckpt from a run's checkpoints/ folder or model.pt)")
-    return ModelConfig.from_dict(hp["model_config"])
-
-
-def build_model(config: ModelConfig) -> FlawModel:
-    """A fresh, randomly initialised model from a ModelConfig, through the registry (no downloads)."""
-    from flawscope.registry import create_model
-
-    kwargs = dict(config.build_kwargs)
-    kwargs.update(num_classes=len(config.class_names), in_chans=config.preprocess.in_chans,
-                  preprocess=config.preprocess, class_names=tuple(config.class_names))
-    kwargs["pretrained"] = None  # the checkpoint brings the weights
-    model = create_model(config.name, **kwargs)
-    model.config = config  # threshold, reject band and defective classes as trained
-    return model
-
-
-def load_model_from_checkpoint(path: str | Path, expect: ModelConfig | None = None) -> FlawModel:
-    """Rebuild a trained FlawModel from a run's Lightning checkpoint (.ckpt) or its model.pt.
-
-    Args:
-        path: checkpoint file.
-        expect: when given, the checkpoint must hold the same model name, task and class names.
-
-    Raises:
-        CheckpointError: unreadable file, not a flawscope checkpoint, or weights that do not fit the model.
-    """
-    path = Path(path)
-    ckpt = _torch_load(path)
-    config = _config_of(ckpt, path)
-    if expect is not None:
-        check_compatible(config, expect, path)
-    model = build_model(config)
-    if ckpt.get("format") == MODEL_FILE_FORMAT:
-        state = ckpt["state_dict"]
-    else:
-        state = {k.removeprefix("model."): v for k, v in ckpt.get("state_dict", {}).items()
-                 if k.startswith("model.")}
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as err:
-        first = str(err).strip().splitlines()
-        raise CheckpointError(
-            f"checkpoint {path} does not fit model {config.name!r} built from its own config "
-            f"({'; '.join(first[:3])}); was it written by another flawscope version?"
-        ) from None
-    model.eval()
-    return model
-
-
-def check_compatible(found: ModelConfig, expect: ModelConfig, path: str | Path) -> None:
-    """Raise CheckpointError when a checkpoint's model differs from the one being trained or loaded."""
-    for key in ("name", "task", "class_names"):
-        a, b = (getattr(c, key) for c in (found, expect))
-        a, b = (tuple(v) if isinstance(v, list | tuple) else v for v in (a, b))
-        if a != b:
-            raise CheckpointError(
-                f"checkpoint {path} holds a model with {key}={a!r}, but this run has {key}={b!r}; "
-                "resume only with the same model, task and dataset classes (or start a new run)"
-            )
-    if found.build_kwargs != expect.build_kwargs:
-        raise CheckpointError(
-            f"checkpoint {path} was built with {found.build_kwargs}, but this run uses "
-            f"{expect.build_kwargs}; resume with the same backbone and model options"
-        )
-
-
-def save_model(model: FlawModel, path: str | Path) -> Path:
-    """Save the plain model (state + ModelConfig) as model.pt; `load_model_from_checkpoint` reads it back."""
-    path = Path(path)
-    torch.save({"format": MODEL_FILE_FORMAT, "config": model.config.to_dict(),
-                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}, path)
-    return path

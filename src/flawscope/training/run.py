@@ -21,7 +21,6 @@ from flawscope.training.config import TrainConfig
 
 if TYPE_CHECKING:
     import numpy as np
-    import torch
 
     from flawscope.data.sample import DatasetIndex
     from flawscope.data.splits import Split
@@ -188,92 +187,6 @@ def _describe(index: DatasetIndex, positions: list[int]):  # noqa: ANN202 - a sm
     return describe
 
 
-def predict_loader(
-    module: FlawModule, loader: Any, device: torch.device | str = "cpu"
-) -> dict[str, np.ndarray]:
-    """Scores of every item of a loader, in dataset order, with their labels (and pixel counts for masks).
-
-    Returns:
-        "index", "scores" ((N,) or (N, K)), "defective", "label"; for segmenters also "pixel" (tp, fp, fn, tn)
-        summed over items with a mask (at mask probability 0.5) and "n_masks".
-    """
-    import numpy as np
-    import torch
-
-    module.eval()
-    module.to(device)
-    parts: dict[str, list[np.ndarray]] = {"index": [], "scores": [], "defective": [], "label": []}
-    pixel = np.zeros(4, dtype=np.int64)
-    n_masks = 0
-    with torch.inference_mode():
-        for batch in loader:
-            batch = {k: v.to(device) if hasattr(v, "to") else v for k, v in batch.items()}
-            out = module.predict_step(batch, 0)
-            for key in parts:
-                parts[key].append(out[key].detach().cpu().numpy())
-            if "mask_probs" in out and batch["has_mask"].any():
-                has = batch["has_mask"].bool()
-                pred = out["mask_probs"][has] >= 0.5
-                gt = batch["mask"][has] >= 0.5
-                pixel += np.array([(pred & gt).sum().item(), (pred & ~gt).sum().item(),
-                                   (~pred & gt).sum().item(), (~pred & ~gt).sum().item()])
-                n_masks += int(has.sum())
-    result = {k: np.concatenate(v) for k, v in parts.items()}
-    order = np.argsort(result["index"], kind="stable")
-    result = {k: v[order] for k, v in result.items()}
-    if n_masks:
-        result["pixel"], result["n_masks"] = pixel, np.array(n_masks)
-    return result
-
-
-def _defect_scores(pred: dict[str, np.ndarray], classes: list[str], defective: tuple[str, ...]) -> np.ndarray:
-    """P(defective) per item: the sigmoid output, or the summed probability of the defective classes."""
-    scores = pred["scores"]
-    if scores.ndim == 1:
-        return scores
-    idx = [classes.index(c) for c in defective]
-    return scores[:, idx].sum(axis=1)
-
-
-def _split_metrics(pred: dict[str, np.ndarray], threshold: float, model: FlawModel) -> dict[str, Any]:
-    import numpy as np
-
-    from flawscope.evaluation.metrics import binary_metrics, multiclass_metrics
-
-    classes = list(model.config.class_names)
-    defective = tuple(model.config.defective_classes)
-    known = pred["defective"] >= 0
-    scores = _defect_scores(pred, classes, defective)
-    if pred["scores"].ndim == 2:
-        labelled = pred["label"] >= 0
-        out = multiclass_metrics(
-            pred["label"][labelled], pred["scores"][labelled], classes, defective, threshold
-        )
-    else:
-        out = binary_metrics(pred["defective"][known].astype(np.int64), scores[known], threshold)
-    if "pixel" in pred:
-        from flawscope.evaluation.segmentation import pixel_metrics_from_counts
-
-        tp, fp, fn, tn = (int(v) for v in pred["pixel"])
-        out["pixel"] = {**pixel_metrics_from_counts(tp, fp, fn, tn), "n_images": int(pred["n_masks"])}
-    return out
-
-
-def _json_safe(value: Any) -> Any:
-    """NaN/inf become null so metrics.json stays strict JSON."""
-    import numpy as np
-
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def _load_weights(module: FlawModule, checkpoint: Path) -> None:
     import torch
 
@@ -282,17 +195,27 @@ def _load_weights(module: FlawModule, checkpoint: Path) -> None:
 
 
 # -- the run -------------------------------------------------------------------------------------------------
-def prepare(cfg: TrainConfig) -> tuple[DatasetIndex, Split]:
-    """Load and check the dataset, then split it (the steps before any model is built)."""
+def load_index(cfg: TrainConfig) -> DatasetIndex:
+    """Load the run's dataset, take defective flags from masks, and check that a detector can learn it."""
     from flawscope.data.sources import load_dataset
-    from flawscope.data.splits import check_split, make_split
 
     if not cfg.data:
         raise ConfigError("no dataset given; pass --data DIR (or `data:` in the YAML config)")
     index = load_dataset(cfg.data, format=cfg.format, on_bad_file=cfg.on_bad_file)  # type: ignore[arg-type]
     index = flags_from_masks(index)
     check_dataset(index, cfg.task)
-    split = make_split(index, cfg.val_fraction, cfg.test_fraction, cfg.seed, cfg.by_group, stratify=True)
+    return index
+
+
+def prepare(cfg: TrainConfig) -> tuple[DatasetIndex, Split]:
+    """Load and check the dataset, then split it, or read `cfg.split_file` (the steps before any model)."""
+    from flawscope.data.splits import check_split, load_split, make_split
+
+    index = load_index(cfg)
+    if cfg.split_file:
+        split = load_split(index, cfg.split_file)
+    else:
+        split = make_split(index, cfg.val_fraction, cfg.test_fraction, cfg.seed, cfg.by_group, stratify=True)
     check_split(index, split, by_group=cfg.by_group)
     return index, split
 
@@ -321,15 +244,12 @@ def train(cfg: TrainConfig, progress: bool = True) -> RunResult:
 
     from flawscope.data.datamodule import FlawDataModule
     from flawscope.data.transforms import AugmentConfig
+    from flawscope.evaluation.predictions import defect_scores, json_safe, predict_loader, split_metrics
     from flawscope.evaluation.threshold import choose_threshold
+    from flawscope.models.checkpoint import check_compatible, checkpoint_model_config, save_model
     from flawscope.training.callbacks import build_callbacks, build_loggers
     from flawscope.training.losses import default_loss
-    from flawscope.training.module import (
-        FlawModule,
-        check_compatible,
-        checkpoint_model_config,
-        save_model,
-    )
+    from flawscope.training.module import FlawModule
 
     cfg.validate()
     run_dir = resolve_run_dir(cfg)
@@ -339,6 +259,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> RunResult:
                           f"{run_dir / 'checkpoints' / 'last.ckpt'} to continue it")
     if cfg.resume and not Path(cfg.resume).is_file():
         raise ConfigError(f"resume checkpoint {cfg.resume} does not exist; pass a run's checkpoints/*.ckpt")
+    if cfg.split_file and not Path(cfg.split_file).is_file():
+        raise ConfigError(f"split file {cfg.split_file} does not exist; pass a run's split.csv (or a file "
+                          "written by flawscope.data.splits.save_split)")
 
     _check_model_task(cfg)  # before the (possibly long) dataset scan
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -409,13 +332,13 @@ def train(cfg: TrainConfig, progress: bool = True) -> RunResult:
     if best is not None and best.is_file():
         _load_weights(module, best)
     device = trainer.strategy.root_device  # Lightning moved the module back to CPU at teardown
-    val = predict_loader(module, dm.val_dataloader(), device)
-    test = predict_loader(module, dm.test_dataloader(), device)
+    val = predict_loader(module.model, dm.val_dataloader(), device)
+    test = predict_loader(module.model, dm.test_dataloader(), device)
     module.cpu()
 
     classes, defective = list(model.config.class_names), tuple(model.config.defective_classes)
     known = val["defective"] >= 0
-    val_scores = _defect_scores(val, classes, defective)
+    val_scores = defect_scores(val, classes, defective)
     threshold = choose_threshold(val["defective"][known].astype(int), val_scores[known],
                                  method=cfg.threshold_method, target=cfg.miss_rate_target)  # type: ignore[arg-type]
     model.config.threshold = float(threshold)
@@ -432,10 +355,10 @@ def train(cfg: TrainConfig, progress: bool = True) -> RunResult:
         "best_checkpoint": str(best) if best else None,
         "best_val_loss": float(ckpt_cb.best_model_score) if ckpt_cb and ckpt_cb.best_model_score is not None
         else None,
-        "val": _split_metrics(val, threshold, model),
-        "test": _split_metrics(test, threshold, model),
+        "val": split_metrics(val, threshold, model),
+        "test": split_metrics(test, threshold, model),
     }
-    metrics = _json_safe(metrics)
+    metrics = json_safe(metrics)
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     model_path = save_model(model, run_dir / "model.pt")
     report_path = _write_report(run_dir, dm, test, threshold, model, cfg)
@@ -446,6 +369,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> RunResult:
 def _write_report(run_dir: Path, dm: Any, test: dict[str, np.ndarray], threshold: float, model: FlawModel,
                   cfg: TrainConfig) -> Path:
     """report.html on the test split via the evaluation report writer."""
+    from flawscope.evaluation.predictions import defect_scores
     from flawscope.evaluation.report import write_classification_report
 
     classes, defective = list(model.config.class_names), tuple(model.config.defective_classes)
@@ -457,7 +381,7 @@ def _write_report(run_dir: Path, dm: Any, test: dict[str, np.ndarray], threshold
     return write_classification_report(
         run_dir,
         test["defective"][known].astype(int),
-        _defect_scores(test, classes, defective)[known],
+        defect_scores(test, classes, defective)[known],
         threshold=threshold,
         class_names=names,
         sample_paths=[str(dataset.samples[int(i)].image) for i in positions],
