@@ -66,3 +66,13 @@ def test_unknown_yaml_key_fails_with_its_name(tmp_path) -> None:
     result = CliRunner().invoke(app, ["train", "--config", str(yaml_path)])
     assert result.exit_code != 0
     assert isinstance(result.exception, ConfigError) and "'batchsize'" in str(result.exception)
+
+
+def test_model_args_are_parsed_as_yaml_scalars() -> None:
+    from flawscope.cli.train import parse_key_values
+    from flawscope.errors import ConfigError
+
+    assert parse_key_values(["reduce_dim=128", "head=fc", "flag=true"], "--model-args") == {
+        "reduce_dim": 128, "head": "fc", "flag": True}
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        parse_key_values(["reduce_dim"], "--model-args")

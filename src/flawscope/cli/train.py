@@ -12,7 +12,8 @@ _HELP = {
     "format": "Dataset format (`flawscope data formats`), or auto.",
     "task": "classify or segment.",
     "model": "Model name (`flawscope models list`).",
-    "backbone": "Backbone of models that take one (e.g. resnet18).",
+    "backbone": "Backbone of models that take one (e.g. resnet18; the encoder of unet/deeplabv3plus).",
+    "model_args": "Extra model-builder option KEY=VALUE (repeatable), e.g. reduce_dim=128.",
     "pretrained": "Backbone weights: a local file, 'hub', or 'timm:<name>.<tag>'. Default: random init.",
     "input_size": "Model input size: 224 or HxW (256x192).",
     "resize": "Resize whole images to input-size (--resize) or crop native-resolution patches (--patch).",
@@ -70,6 +71,9 @@ def register(app: typer.Typer) -> None:
         task: Annotated[str | None, typer.Option(help=_help("task"))] = None,
         model: Annotated[str | None, typer.Option(help=_help("model"))] = None,
         backbone: Annotated[str | None, typer.Option(help=_help("backbone"))] = None,
+        model_args: Annotated[
+            list[str] | None, typer.Option("--model-args", help=_help("model_args"))
+        ] = None,
         pretrained: Annotated[str | None, typer.Option(help=_help("pretrained"))] = None,
         input_size: Annotated[str | None, typer.Option(help=_help("input_size"))] = None,
         resize: Annotated[bool | None, typer.Option("--resize/--patch", help=_help("resize"))] = None,
@@ -122,6 +126,9 @@ def register(app: typer.Typer) -> None:
 
         options = dict(locals())
         overrides = {k: v for k, v in options.items() if k in TrainConfig.keys() and v is not None}
+        overrides.pop("model_args", None)
+        if model_args:
+            overrides["model_args"] = parse_key_values(model_args, "--model-args")
         cfg = TrainConfig.from_yaml(config, **overrides) if config else TrainConfig(**overrides)
         console = Console()
         console.print(_summary_table(cfg))
@@ -129,6 +136,21 @@ def register(app: typer.Typer) -> None:
         if result.metrics:
             console.print(_results_table(result.metrics))
         console.print(f"[bold green]run folder:[/] {result.run_dir}", highlight=False)
+
+
+def parse_key_values(items: list[str], option: str) -> dict[str, Any]:
+    """Parse KEY=VALUE strings; values are read as YAML scalars (128 -> int, true -> bool, x -> str)."""
+    import yaml
+
+    from flawscope.errors import ConfigError
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{option} {item!r} is not KEY=VALUE (e.g. {option} reduce_dim=128)")
+        out[key.strip()] = yaml.safe_load(value) if value.strip() else None
+    return out
 
 
 def _summary_table(cfg: Any) -> Any:

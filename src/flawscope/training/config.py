@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,10 @@ class TrainConfig:
         format: dataset format name, or "auto" to detect it.
         task: "classify" or "segment".
         model: registry name (`flawscope models list`).
-        backbone: backbone name passed to the model builder; None = the model's default.
+        backbone: backbone name passed to the model builder (the encoder of smp segmenters); None = the
+            model's default.
+        model_args: extra keyword arguments of the model builder (`flawscope models info NAME`), e.g.
+            {"reduce_dim": 128} or timm options such as {"output_stride": 16}.
         pretrained: None (random init), a weights file, or a hub name understood by the model builder.
         input_size: (height, width) the model sees.
         resize: True resizes whole images to input_size; False crops patches at native resolution.
@@ -73,6 +76,7 @@ class TrainConfig:
     task: str = "classify"
     model: str = "sa_bcnn"
     backbone: str | None = None
+    model_args: dict[str, Any] = field(default_factory=dict)
     pretrained: str | None = None
     input_size: tuple[int, int] = (224, 224)
     resize: bool = True
@@ -131,6 +135,8 @@ class TrainConfig:
                 setattr(self, key, str(value))
         self.devices = str(self.devices)
         self.precision = str(self.precision)
+        if not isinstance(self.model_args, dict):
+            raise ConfigError(f"model_args must be a mapping of builder options, got {self.model_args!r}")
         self.validate()
 
     # -- checks -----------------------------------------------------------------------------------------

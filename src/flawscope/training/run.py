@@ -151,9 +151,10 @@ def _create_model(cfg: TrainConfig, index: DatasetIndex) -> FlawModel:
 
     preprocess = PreprocessConfig(in_chans=cfg.in_chans, intensity=IntensityConfig.parse(cfg.intensity),
                                   input_size=cfg.input_size, resize=cfg.resize)
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = dict(cfg.model_args)
     if cfg.backbone:
-        kwargs["backbone"] = cfg.backbone
+        # smp segmenters call their backbone an encoder; one option serves both kinds of model.
+        kwargs["encoder" if cfg.task == "segment" else "backbone"] = cfg.backbone
     try:
         model = create_model(
             cfg.model, num_classes=len(index.classes), in_chans=cfg.in_chans, pretrained=cfg.pretrained,
