@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,33 +16,42 @@ class DemoConfig:
     """Options of `flawscope demo` (1:1 with its CLI options).
 
     Attributes:
-        out: folder for the synthetic data, the runs and the comparison table.
+        out: folder for the synthetic data, the patches, the runs and the comparison table.
         n_images: synthetic radiographs to generate.
-        image_size: side of the square radiographs; models see them at native resolution (no resizing).
+        image_size: side of the square radiographs.
+        patch_size: side of the native-resolution patches the models are trained on (no resizing).
+        difficulty: flaw contrast, 0 (clear) .. 1 (near the noise level); see `flawscope synth --help`.
+        min_defect_pixels: a patch is defective when its mask covers at least this many pixels.
         models: registry names to train and compare; bilinear models use `backbone`.
         backbone: backbone of the bilinear models (SA-BCNN, BCNN).
         epochs: training epochs per model.
         batch_size: samples per step.
         lr: AdamW learning rate.
         seed: seeds the data, the split and training.
-        n_parts: distinct synthetic parts; splits keep each part on one side.
+        n_parts: distinct synthetic parts; splits keep each part (all patches of its radiographs) on one side.
     """
 
     out: str = "demo-out"
-    n_images: int = 480
-    image_size: int = 128
+    n_images: int = 400
+    image_size: int = 256
+    patch_size: int = 64
+    difficulty: float = 0.2
+    min_defect_pixels: int = 10
     models: tuple[str, ...] = ("sa_bcnn", "resnet18")
     backbone: str = "resnet18"
     epochs: int = 8
-    batch_size: int = 16
+    batch_size: int = 32
     lr: float = 1e-3
     seed: int = 0
     n_parts: int = 24
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.n_images < 40:
             raise ConfigError(f"n_images={self.n_images} is too few to split into train/val/test; use >= 40")
+        if not 16 <= self.patch_size <= self.image_size:
+            raise ConfigError(
+                f"patch_size={self.patch_size} must lie between 16 and image_size={self.image_size}"
+            )
         if not self.models:
             raise ConfigError("models is empty; name at least one model (see `flawscope models list`)")
 
@@ -51,25 +61,12 @@ def _synth_data(cfg: DemoConfig, progress: bool) -> Path:
     from flawscope.data.synth import SynthConfig, generate_dataset
 
     synth = SynthConfig(
-        n_images=cfg.n_images,
-        size=(cfg.image_size, cfg.image_size),
-        seed=cfg.seed,
-        n_parts=cfg.n_parts,
-        part="mixed",
-        flaw_size=(3.0, 12.0),
+        n_images=cfg.n_images, size=(cfg.image_size, cfg.image_size), seed=cfg.seed,
+        n_parts=cfg.n_parts, part="mixed", difficulty=cfg.difficulty,
     )
     data = Path(cfg.out) / "data"
     marker = data / "demo_synth.json"
-    wanted = json.dumps(
-        {
-            "n_images": synth.n_images,
-            "size": list(synth.size),
-            "seed": synth.seed,
-            "n_parts": synth.n_parts,
-            "part": synth.part,
-            "flaw_size": list(synth.flaw_size),
-        }
-    )
+    wanted = json.dumps(synth.to_dict(), sort_keys=True, default=str)
     if marker.is_file() and marker.read_text() == wanted and (data / "manifest.csv").is_file():
         return data
     generate_dataset(data, synth, progress=progress, overwrite=data.exists())
@@ -77,27 +74,45 @@ def _synth_data(cfg: DemoConfig, progress: bool) -> Path:
     return data
 
 
+def _patches(cfg: DemoConfig, data: Path) -> Path:
+    """Cut the radiographs into native-resolution patches, as many ok as defective, as a manifest of crops."""
+    from flawscope.data.patches import extract_patches
+    from flawscope.data.sources import load_dataset
+    from flawscope.data.sources.manifest import write_manifest
+
+    index = load_dataset(data)
+    patches = extract_patches(
+        index, cfg.patch_size, min_defect_pixels=cfg.min_defect_pixels, source="mask",
+        keep_ok_ratio=1.0, seed=cfg.seed,
+    )
+    return write_manifest(patches, Path(cfg.out) / "patches" / "manifest.csv")
+
+
 def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
     """Generate data, train and evaluate each model, write `comparison.md/.csv/.json`; returns rows."""
     from flawscope.evaluation.cost import count_flops, count_params
     from flawscope.evaluation.table import benchmark_table
+    from flawscope.models.checkpoint import load_model_from_checkpoint
     from flawscope.registry import get_model_entry
     from flawscope.training.config import TrainConfig
-    from flawscope.training.module import load_model_from_checkpoint
     from flawscope.training.run import train
 
     for name in cfg.models:
         get_model_entry(name)  # fail on a typo before generating anything
     data = _synth_data(cfg, progress)
+    patches = _patches(cfg, data)
     out = Path(cfg.out)
     rows, runs = [], {}
     for name in cfg.models:
         bilinear = "bcnn" in name
+        previous = out / "runs" / name
+        if (previous / "config.yaml").is_file():  # a run folder an earlier demo wrote: start afresh
+            shutil.rmtree(previous)
         train_cfg = TrainConfig(
-            data=str(data),
+            data=str(patches),
             model=name,
             backbone=cfg.backbone if bilinear else None,
-            input_size=(cfg.image_size, cfg.image_size),
+            input_size=(cfg.patch_size, cfg.patch_size),
             resize=False,
             augment="flips",
             optimizer="adamw",
@@ -108,11 +123,10 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
             seed=cfg.seed,
             out=str(out / "runs"),
             name=name,
-            **cfg.extra,
         )
         result = train(train_cfg, progress=progress)
         model = load_model_from_checkpoint(result.model_path)
-        shape = (model.config.preprocess.in_chans, cfg.image_size, cfg.image_size)
+        shape = (model.config.preprocess.in_chans, cfg.patch_size, cfg.patch_size)
         rows.append(
             {
                 "model": name if not bilinear else f"{name} ({cfg.backbone})",
@@ -146,4 +160,4 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
     (out / "comparison.md").write_text(markdown + "\n")
     (out / "comparison.csv").write_text(csv_text)
     (out / "comparison.json").write_text(json_text)
-    return {"rows": rows, "runs": runs, "table": markdown, "data": str(data)}
+    return {"rows": rows, "runs": runs, "table": markdown, "data": str(data), "patches": str(patches)}

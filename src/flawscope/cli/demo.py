@@ -13,19 +13,15 @@ def register(app: typer.Typer) -> None:
 
 
 def demo_command(
-    out: Annotated[
-        str, typer.Option("--out", "-o", help="Folder for data, runs and the comparison.")
-    ] = "demo-out",
-    n_images: Annotated[int, typer.Option(help="Synthetic radiographs to generate.")] = 480,
-    image_size: Annotated[
-        int, typer.Option(help="Side of the square radiographs (native resolution).")
-    ] = 128,
-    models: Annotated[
-        str, typer.Option(help="Comma-separated models to train and compare.")
-    ] = "sa_bcnn,resnet18",
+    out: Annotated[str, typer.Option("--out", "-o", help="Output folder.")] = "demo-out",
+    n_images: Annotated[int, typer.Option(help="Synthetic radiographs to generate.")] = 400,
+    image_size: Annotated[int, typer.Option(help="Side of the square radiographs.")] = 256,
+    patch_size: Annotated[int, typer.Option(help="Native-resolution patch side the models see.")] = 64,
+    difficulty: Annotated[float, typer.Option(help="Flaw contrast: 0 clear .. 1 near the noise.")] = 0.2,
+    models: Annotated[str, typer.Option(help="Comma-separated models to compare.")] = "sa_bcnn,resnet18",
     backbone: Annotated[str, typer.Option(help="Backbone of the bilinear models.")] = "resnet18",
     epochs: Annotated[int, typer.Option(help="Training epochs per model.")] = 8,
-    batch_size: Annotated[int, typer.Option(help="Samples per step.")] = 16,
+    batch_size: Annotated[int, typer.Option(help="Samples per step.")] = 32,
     seed: Annotated[int, typer.Option(help="Seed for data, split and training.")] = 0,
 ) -> None:
     """Generate synthetic radiographs, train SA-BCNN and a baseline on CPU, evaluate, and write reports."""
@@ -35,21 +31,14 @@ def demo_command(
     from flawscope.demo import DemoConfig, run_demo
 
     cfg = DemoConfig(
-        out=out,
-        n_images=n_images,
-        image_size=image_size,
-        models=tuple(m.strip() for m in models.split(",") if m.strip()),
-        backbone=backbone,
-        epochs=epochs,
-        batch_size=batch_size,
-        seed=seed,
+        out=out, n_images=n_images, image_size=image_size, patch_size=patch_size, difficulty=difficulty,
+        models=tuple(m.strip() for m in models.split(",") if m.strip()), backbone=backbone, epochs=epochs,
+        batch_size=batch_size, seed=seed,
     )
     result = run_demo(cfg)
     console = Console()
-    console.print(
-        f"\n[bold]Test-set results[/] (threshold chosen on validation), data in {result['data']}:\n"
-    )
+    console.print(f"\n[bold]Test-set results[/] on {result['patches']} (threshold chosen on validation):\n")
     console.print(Markdown(result["table"]))
     for name, run in result["runs"].items():
-        console.print(f"{name}: report [link=file://{run['report']}]{run['report']}[/link]")
-    console.print(f"comparison table: {out}/comparison.md")
+        console.print(f"{name}: report {run['report']}", highlight=False)
+    console.print(f"comparison table: {out}/comparison.md", highlight=False)

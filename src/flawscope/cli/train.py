@@ -21,6 +21,7 @@ _HELP = {
     "in_chans": "1 (grayscale) or 3 (RGB).",
     "augment": "Augmentation preset: none, flips, radiograph.",
     "oversample": "Draw classes equally often in training batches.",
+    "balance": "Undersample the train split to equal defective and ok counts (seeded; val/test kept).",
     "class_weights": "Loss class weights: none or balanced.",
     "loss": "bce, ce, dice, bce_dice or focal. Default: bce (binary), ce (K classes), bce_dice (segment).",
     "optimizer": "sgd (momentum 0.9) or adamw.",
@@ -82,6 +83,9 @@ def register(app: typer.Typer) -> None:
         augment: Annotated[str | None, typer.Option(help=_help("augment"))] = None,
         oversample: Annotated[
             bool | None, typer.Option("--oversample/--no-oversample", help=_help("oversample"))
+        ] = None,
+        balance: Annotated[
+            bool | None, typer.Option("--balance/--no-balance", help=_help("balance"))
         ] = None,
         class_weights: Annotated[str | None, typer.Option(help=_help("class_weights"))] = None,
         loss: Annotated[str | None, typer.Option(help=_help("loss"))] = None,

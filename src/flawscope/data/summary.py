@@ -10,10 +10,13 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from flawscope.data.sample import DatasetIndex, RleMask, Sample
 from flawscope.errors import FlawscopeError
+
+if TYPE_CHECKING:
+    from flawscope.data.cache import DecodeCache
 
 Severity = Literal["error", "warning", "info"]
 
@@ -103,13 +106,21 @@ class DatasetSummary:
         return any(p.severity == "error" for p in self.problems)
 
 
-def defective_from_mask(sample: Sample) -> bool | None:
-    """Whether a sample's mask has any defect pixel (within its crop, if any); None without a mask."""
+def defective_from_mask(sample: Sample, cache: DecodeCache | None = None) -> bool | None:
+    """Whether a sample's mask has any defect pixel (within its crop, if any); None without a mask.
+
+    With `cache`, the mask is decoded through it (checked against its image's header size) and stays there
+    for the data loaders that read it next.
+    """
     from flawscope.data.io import load_mask
+    from flawscope.data.patches import image_size
 
     if sample.mask is None:
         return None
-    mask = load_mask(sample.mask)
+    if cache is None:
+        mask = load_mask(sample.mask)
+    else:
+        mask = cache.get_mask(sample.mask, image_size(sample.image), sample.image)
     if sample.crop is not None:
         top, left, h, w = sample.crop
         mask = mask[top: top + h, left: left + w]

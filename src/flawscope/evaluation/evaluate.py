@@ -20,7 +20,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -367,23 +366,16 @@ def _evaluate_segmenter(
     from flawscope.data.cache import DecodeCache
     from flawscope.deploy.predict import PIXEL_THRESHOLD
     from flawscope.evaluation.metrics import binary_metrics
-    from flawscope.evaluation.segmentation import (
-        PixelMetricAccumulator,
-        match_flaws,
-        summarize_flaw_matches,
-    )
+    from flawscope.evaluation.segmentation import SegmentationScorer
 
     cache = DecodeCache(max_bytes=256 * 1024**2)  # images are visited once; keep the cache small
-    acc = PixelMetricAccumulator(threshold=PIXEL_THRESHOLD)
-    matches, rows, masked = [], [], []
+    scorer = SegmentationScorer(threshold=PIXEL_THRESHOLD)
+    rows, masked = [], []
     for i, s in enumerate(samples):
         _, seg, gt = _segment_sample(model, s, cache, batch_size, device, tile, overlap)
-        pred = seg.prob >= PIXEL_THRESHOLD
         row = _row(s, seg.score, _defective(s, index, gt), threshold, model)
         if gt is not None:
-            acc.update(pred, gt)
-            matches.append(match_flaws(pred, gt))
-            iou = acc.per_image[-1]["iou"]
+            iou = scorer.update(seg.prob >= PIXEL_THRESHOLD, gt)["iou"]
             row["iou"] = "" if math.isnan(iou) else round(iou, 6)
             masked.append(i)
         rows.append(row)
@@ -394,12 +386,13 @@ def _evaluate_segmenter(
                                if known.any() else {}}
     metrics.update(_reject(flags[known], scores[known], threshold, model))
     if masked:
-        metrics["pixel"] = {**acc.compute(), "pixel_threshold": PIXEL_THRESHOLD}
-        metrics["flaw"] = summarize_flaw_matches(matches)
+        seg_metrics = scorer.compute()
+        metrics["pixel"] = {**seg_metrics["pixel"], "pixel_threshold": PIXEL_THRESHOLD}
+        metrics["flaw"] = seg_metrics["flaw"]
 
     def report(out_dir: Path, info: dict[str, Any]) -> Path:
         from flawscope.evaluation.curves import plot_curves
-        from flawscope.evaluation.report import Report, overlay_mask
+        from flawscope.evaluation.report import Report, SegmentationItem, add_segmentation_results
 
         cfg = model.config
         rep = Report(f"flawscope evaluate: {cfg.name}",
@@ -415,25 +408,14 @@ def _evaluate_segmenter(
         if not masked:
             rep.add_text("No image has a ground-truth mask: no pixel or flaw metrics.", "Segmentation")
             return rep.save(out_dir / "report.html")
-        rep.add_metrics_table(f"Pixel metrics (pixel threshold {PIXEL_THRESHOLD})", metrics["pixel"])
-        rep.add_metrics_table("Flaw-level metrics (8-connected regions)", metrics["flaw"])
-        ious = [1.0 if math.isnan(d["iou"]) else d["iou"] for d in acc.per_image]  # no flaw in either: agree
-        order = sorted(range(len(masked)), key=lambda k: (ious[k], k))
-        worst = order[:n_show]
-        best = [k for k in reversed(order) if k not in worst][:n_show]
 
-        def gallery(ks: Sequence[int]) -> list[tuple[np.ndarray, str]]:
-            items = []
-            for k in ks:  # recomputed for the few shown images rather than keeping every map in memory
-                s = samples[masked[k]]
-                image, seg, gt = _segment_sample(model, s, cache, batch_size, device, tile, overlap)
-                items.append((overlay_mask(image, gt, seg.prob >= PIXEL_THRESHOLD),
-                              f"{s.image.name} — IoU {ious[k]:.3f}"))
-            return items
+        def show(k: int) -> SegmentationItem:
+            # Recomputed for the few shown images rather than keeping every map in memory.
+            s = samples[masked[k]]
+            image, seg, gt = _segment_sample(model, s, cache, batch_size, device, tile, overlap)
+            return SegmentationItem(image, gt, seg.prob >= PIXEL_THRESHOLD, s.image.name)
 
-        note = "green outline: ground truth; red: prediction"
-        rep.add_gallery("Best images", gallery(best), note)
-        rep.add_gallery("Worst images", gallery(worst), note)
+        add_segmentation_results(rep, metrics, scorer.per_image, show, n_show, PIXEL_THRESHOLD)
         return rep.save(out_dir / "report.html")
 
     return metrics, rows, report

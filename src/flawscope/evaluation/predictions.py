@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 def predict_loader(
     model: FlawModel, loader: Any, device: torch.device | str = "cpu"
-) -> dict[str, np.ndarray]:
+) -> dict[str, Any]:
     """Scores of every item of a loader, in dataset order, with their labels (and pixel counts for masks).
 
     The model is put in eval mode and moved to `device` (it stays there).
@@ -31,18 +31,20 @@ def predict_loader(
         device: where the forward passes run.
 
     Returns:
-        "index", "scores" ((N,) or (N, K)), "defective", "label"; for segmenters also "pixel" (tp, fp, fn, tn)
-        summed over items with a mask (at mask probability 0.5) and "n_masks".
+        "index", "scores" ((N,) or (N, K)), "defective", "label", in dataset order; for segmenters with masked
+        items also "segmentation" (a SegmentationScorer: pixel and flaw-level scores of each masked item at
+        mask probability 0.5, in loader order; numbers only) and "mask_index" (those items' positions).
     """
     import torch
 
+    from flawscope.evaluation.segmentation import SegmentationScorer
     from flawscope.models.base import image_probabilities
 
     model.eval()
     model.to(device)
     parts: dict[str, list[np.ndarray]] = {"index": [], "scores": [], "defective": [], "label": []}
-    pixel = np.zeros(4, dtype=np.int64)
-    n_masks = 0
+    scorer = SegmentationScorer(threshold=0.5)
+    mask_index: list[int] = []
     with torch.inference_mode():
         for batch in loader:
             batch = {k: v.to(device) if hasattr(v, "to") else v for k, v in batch.items()}
@@ -55,16 +57,17 @@ def predict_loader(
                 parts[key].append(out[key].detach().cpu().numpy())
             if "mask_logits" in outputs and batch["has_mask"].any():
                 has = batch["has_mask"].bool()
-                pred = torch.sigmoid(outputs["mask_logits"][has]) >= 0.5
-                gt = batch["mask"][has] >= 0.5
-                pixel += np.array([(pred & gt).sum().item(), (pred & ~gt).sum().item(),
-                                   (~pred & gt).sum().item(), (~pred & ~gt).sum().item()])
-                n_masks += int(has.sum())
-    result = {k: np.concatenate(v) for k, v in parts.items()}
+                # Per item, on the CPU: flaw matching labels connected regions one image at a time.
+                pred = (torch.sigmoid(outputs["mask_logits"][has]) >= 0.5).cpu().numpy()
+                gt = (batch["mask"][has] >= 0.5).cpu().numpy()
+                for p, g in zip(pred, gt, strict=True):
+                    scorer.update(p, g)
+                mask_index += batch["index"][has].tolist()
+    result: dict[str, Any] = {k: np.concatenate(v) for k, v in parts.items()}
     order = np.argsort(result["index"], kind="stable")
     result = {k: v[order] for k, v in result.items()}
-    if n_masks:
-        result["pixel"], result["n_masks"] = pixel, np.array(n_masks)
+    if len(scorer):
+        result["segmentation"], result["mask_index"] = scorer, np.array(mask_index, dtype=np.int64)
     return result
 
 
@@ -77,8 +80,8 @@ def defect_scores(pred: dict[str, np.ndarray], classes: list[str], defective: tu
     return scores[:, idx].sum(axis=1)
 
 
-def split_metrics(pred: dict[str, np.ndarray], threshold: float, model: FlawModel) -> dict[str, Any]:
-    """Metrics of one split's predictions at `threshold`: binary (or multi-class), plus pixel metrics."""
+def split_metrics(pred: dict[str, Any], threshold: float, model: FlawModel) -> dict[str, Any]:
+    """Metrics of one split at `threshold`: binary (or multi-class), plus a segmenter's "pixel" and "flaw"."""
     from flawscope.evaluation.metrics import binary_metrics, multiclass_metrics
 
     classes = list(model.config.class_names)
@@ -92,11 +95,8 @@ def split_metrics(pred: dict[str, np.ndarray], threshold: float, model: FlawMode
         )
     else:
         out = binary_metrics(pred["defective"][known].astype(np.int64), scores[known], threshold)
-    if "pixel" in pred:
-        from flawscope.evaluation.segmentation import pixel_metrics_from_counts
-
-        tp, fp, fn, tn = (int(v) for v in pred["pixel"])
-        out["pixel"] = {**pixel_metrics_from_counts(tp, fp, fn, tn), "n_images": int(pred["n_masks"])}
+    if "segmentation" in pred:
+        out.update(pred["segmentation"].compute())  # "pixel" and "flaw"
     return out
 
 

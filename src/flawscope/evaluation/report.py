@@ -1,8 +1,9 @@
 """One self-contained `report.html` per run: plain CSS, images embedded as base64 PNG, no external assets.
 
 `Report` is the building block (sections appended in order); `write_classification_report` and
-`write_segmentation_section` fill it for the two tasks. Every user string (titles, file names, captions,
-metric names) is HTML-escaped; only `add_section`'s `html` argument is inserted as is.
+`write_segmentation_section` (images in memory) or `add_segmentation_results` (images shown on demand) fill
+it for the two tasks. Every user string (titles, file names, captions, metric names) is HTML-escaped; only
+`add_section`'s `html` argument is inserted as is.
 """
 
 from __future__ import annotations
@@ -232,6 +233,7 @@ def write_classification_report(
     val_info: Mapping[str, Any] | None = None,
     top_n: int = 8,
     title: str = "Classification report",
+    extra_sections: Callable[[Report], Any] | None = None,
 ) -> Path:
     """Write `out_dir/report.html` for a defect-vs-ok classifier: metrics, curves, confusion matrix, errors.
 
@@ -246,6 +248,8 @@ def write_classification_report(
         val_info: where the threshold came from and other run facts (shown as a table).
         top_n: items per error gallery: the most confident misses and false alarms.
         title: report title.
+        extra_sections: called with the report after the classifier sections, before it is saved, to append
+            more (e.g. a segmenter's pixel metrics and overlays).
 
     Returns:
         Path of report.html.
@@ -300,6 +304,8 @@ def write_classification_report(
         else:
             shown = [(loader(int(i)), f"{name(int(i))} — score {s[i]:.3f}") for i in idx]
             rep.add_gallery(label, shown, note)
+    if extra_sections is not None:
+        extra_sections(rep)
     return rep.save(out / "report.html")
 
 
@@ -354,7 +360,8 @@ def write_segmentation_section(
 ) -> dict[str, Any]:
     """Add pixel and flaw-level metrics and GT-vs-prediction overlays of the best and worst images.
 
-    Images are ranked by their defect IoU; an image with no flaw in either mask counts as IoU 1 (agreement).
+    For images already in memory; `add_segmentation_results` is the same section for a dataset scored one
+    image at a time.
 
     Args:
         report: the report to extend.
@@ -364,39 +371,67 @@ def write_segmentation_section(
         title: section title prefix.
 
     Returns:
-        The metrics shown: dataset pixel metrics plus flaw-level metrics.
+        The metrics shown: {"pixel": dataset pixel metrics, "flaw": flaw-level metrics}.
     """
-    from flawscope.evaluation.segmentation import (
-        PixelMetricAccumulator,
-        binarize,
-        match_flaws,
-        summarize_flaw_matches,
-    )
+    from flawscope.evaluation.segmentation import SegmentationScorer
 
     if not items:
         raise EvaluationError("write_segmentation_section got no items; pass (image, gt, pred, name) tuples")
     its = [SegmentationItem(*it) for it in items]
-    acc = PixelMetricAccumulator(threshold=threshold)
-    matches = []
+    scorer = SegmentationScorer(threshold=threshold)
     for it in its:
-        pred = binarize(it.pred, threshold, "pred_mask")
-        acc.update(pred, it.gt)
-        matches.append(match_flaws(pred, it.gt))
-    metrics = {"pixel": acc.compute(), "flaw": summarize_flaw_matches(matches)}
-    report.add_metrics_table(f"{title}: metrics", metrics)
-    ious = [1.0 if math.isnan(d["iou"]) else d["iou"] for d in acc.per_image]
-    order = sorted(range(len(its)), key=lambda i: (ious[i], i))
-    worst = order[:n_show]
-    best = [i for i in reversed(order) if i not in worst][:n_show]
+        scorer.update(it.pred, it.gt)
+    metrics = scorer.compute()
+    add_segmentation_results(report, metrics, scorer.per_image, its.__getitem__, n_show, threshold, title)
+    return metrics
 
-    def gallery(idx: list[int]) -> list[tuple[np.ndarray, str]]:
-        return [
-            (overlay_mask(its[i].image, its[i].gt, binarize(its[i].pred, threshold)),
-             f"{its[i].name or f'image {i}'} — IoU {ious[i]:.3f}")
-            for i in idx
-        ]
+
+def add_segmentation_results(
+    report: Report,
+    metrics: Mapping[str, Any],
+    per_image: Sequence[Mapping[str, float]],
+    show: Callable[[int], SegmentationItem | tuple],
+    n_show: int = 4,
+    threshold: float = 0.5,
+    title: str = "Segmentation",
+) -> None:
+    """Add the pixel and flaw-level metric tables and overlays of the best and worst images by IoU.
+
+    Only the shown images are asked for (`show`), so a caller scoring a large set keeps per-image numbers
+    (e.g. `SegmentationScorer`) and recomputes the few overlays instead of holding every image in memory.
+    An image with no flaw in either mask counts as IoU 1 (agreement).
+
+    Args:
+        report: the report to extend.
+        metrics: {"pixel": ..., "flaw": ...} (`SegmentationScorer.compute`).
+        per_image: pixel metrics ("iou", "dice") of each scored image, in order.
+        show: k -> (image, gt_mask, pred_mask_or_probs, name) of the k-th scored image.
+        n_show: overlays in each of the best and worst galleries.
+        threshold: probability at which a predicted pixel counts as defect.
+        title: section title prefix.
+    """
+    from flawscope.evaluation.segmentation import binarize
+
+    report.add_metrics_table(f"{title}: pixel metrics (pixel threshold {threshold:g})", metrics["pixel"])
+    report.add_metrics_table(f"{title}: flaw-level metrics (8-connected regions)", metrics["flaw"])
+
+    def agreement(d: Mapping[str, float], key: str) -> float:
+        return 1.0 if math.isnan(d[key]) else float(d[key])
+
+    ious = [agreement(d, "iou") for d in per_image]
+    order = sorted(range(len(ious)), key=lambda k: (ious[k], k))
+    worst = order[:min(n_show, (len(order) + 1) // 2)]  # a small set splits into both galleries
+    best = [k for k in reversed(order) if k not in worst][:n_show]
+
+    def gallery(ks: list[int]) -> list[tuple[np.ndarray, str]]:
+        shown = []
+        for k in ks:
+            it = SegmentationItem(*show(k))
+            caption = (f"{it.name or f'image {k}'} — IoU {ious[k]:.3f}, "
+                       f"Dice {agreement(per_image[k], 'dice'):.3f}")
+            shown.append((overlay_mask(it.image, it.gt, binarize(it.pred, threshold)), caption))
+        return shown
 
     note = "green outline: ground truth; red: prediction"
     report.add_gallery(f"{title}: best images", gallery(best), note)
     report.add_gallery(f"{title}: worst images", gallery(worst), note)
-    return metrics

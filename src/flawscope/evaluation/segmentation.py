@@ -209,6 +209,50 @@ def summarize_flaw_matches(matches: Sequence[FlawMatch]) -> dict[str, float]:
     }
 
 
+@dataclass
+class SegmentationScorer:
+    """Pixel and flaw-level metrics of a dataset, scored one image at a time; keeps numbers, never masks.
+
+    Example:
+        scorer = SegmentationScorer()
+        for pred, gt in pairs:
+            scorer.update(pred, gt)
+        scorer.compute()["flaw"]["flaw_recall"]
+
+    Attributes:
+        threshold: probability at which a float prediction counts as defect.
+        pixel: the summed pixel counts; `pixel.per_image` holds each image's pixel metrics, in order.
+        flaws: each image's FlawMatch, in order.
+    """
+
+    threshold: float = 0.5
+    pixel: PixelMetricAccumulator = field(init=False)
+    flaws: list[FlawMatch] = field(default_factory=list, init=False)
+
+    def __post_init__(self) -> None:
+        self.pixel = PixelMetricAccumulator(threshold=self.threshold)
+
+    def update(self, pred_mask: Any, gt_mask: Any) -> dict[str, float]:
+        """Score one image, (H, W) or (1, H, W); returns its pixel metrics (iou, dice, counts, ...)."""
+        pred = _as_2d(pred_mask, "pred_mask", self.threshold)
+        gt = _as_2d(gt_mask, "gt_mask", self.threshold)
+        self.pixel.update(pred, gt)
+        self.flaws.append(match_flaws(pred, gt))
+        return self.pixel.per_image[-1]
+
+    @property
+    def per_image(self) -> list[dict[str, float]]:
+        """Pixel metrics of each scored image, in order."""
+        return self.pixel.per_image
+
+    def __len__(self) -> int:
+        return len(self.flaws)
+
+    def compute(self) -> dict[str, dict[str, float]]:
+        """{"pixel": PixelMetricAccumulator.compute(), "flaw": summarize_flaw_matches(flaws)}."""
+        return {"pixel": self.pixel.compute(), "flaw": summarize_flaw_matches(self.flaws)}
+
+
 def describe_flaws(
     pred_mask: Any, pixel_size_mm: float | None = None, threshold: float = 0.5
 ) -> list[dict[str, Any]]:

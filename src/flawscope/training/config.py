@@ -46,6 +46,9 @@ class TrainConfig:
         in_chans: 1 (grayscale) or 3.
         augment: augmentation preset name.
         oversample: draw defective samples more often so batches are balanced.
+        balance: undersample the train part of the split to equal class counts (defective and ok for binary
+            data; `flawscope.data.splits.balance_indices`, seeded by `seed`); val and test are left as split,
+            and the run's split.csv lists the train samples kept.
         class_weights: "none" or "balanced" (inverse class frequency in the loss).
         loss: loss name; None = "bce" for binary, "ce" for K classes, "bce_dice" for segmentation.
         optimizer: "sgd" (momentum 0.9) or "adamw".
@@ -84,6 +87,7 @@ class TrainConfig:
     in_chans: int = 1
     augment: str = "none"
     oversample: bool = False
+    balance: bool = False
     class_weights: str = "none"
     loss: str | None = None
     optimizer: str = "sgd"

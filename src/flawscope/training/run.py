@@ -20,8 +20,7 @@ from flawscope.errors import ConfigError, DatasetError
 from flawscope.training.config import TrainConfig
 
 if TYPE_CHECKING:
-    import numpy as np
-
+    from flawscope.data.cache import DecodeCache
     from flawscope.data.sample import DatasetIndex
     from flawscope.data.splits import Split
     from flawscope.models.base import FlawModel
@@ -72,11 +71,11 @@ def resolve_run_dir(cfg: TrainConfig) -> Path:
     return Path(cfg.out) / name
 
 
-def flags_from_masks(index: DatasetIndex) -> DatasetIndex:
+def flags_from_masks(index: DatasetIndex, cache: DecodeCache | None = None) -> DatasetIndex:
     """Samples with a mask but no defective flag (e.g. the image_mask format) get it from their mask pixels.
 
     The split needs the flag to stratify and to check that val and test hold defects; the image-level metrics
-    need it as ground truth.
+    need it as ground truth. With `cache` (the run's), the decoded masks stay there for the data loaders.
     """
     from dataclasses import replace
 
@@ -89,7 +88,7 @@ def flags_from_masks(index: DatasetIndex) -> DatasetIndex:
     samples = []
     for s in index.samples:
         if s.defective is None and s.mask is not None:
-            flag = defective_from_mask(s)
+            flag = defective_from_mask(s, cache)
             # In a binary dataset the flag is the label too (the data module counts classes by label).
             label = s.label or ((bad if flag else ok)[0] if index.is_binary and ok and bad else "")
             s = replace(s, defective=flag, label=label)
@@ -107,9 +106,20 @@ def check_dataset(index: DatasetIndex, task: str) -> None:
     labels = sorted({s.label for s in index.samples if s.label})
     hint = "add images of the missing kind, or check --format and the folder layout (`flawscope data check`)"
     if task == "segment":
-        if not any(s.has_mask for s in index.samples):
-            raise DatasetError(f"dataset {index.root} has no masks, so a segmenter cannot learn; "
-                               "use --task classify or a dataset with masks")
+        masked = [f for s, f in zip(index.samples, flags, strict=True) if s.has_mask]
+        if not masked:
+            raise DatasetError(
+                f"dataset {index.root} ({index.format} format, {len(index)} samples) has no sample with a "
+                "mask, so a segmenter cannot learn; use --task classify, or check that the masks are where "
+                "the format expects them and named after their images (`flawscope data formats`)"
+            )
+        if not any(masked):
+            raise DatasetError(
+                f"none of the {len(masked)} samples with a mask in dataset {index.root} is defective: their "
+                "masks are empty (no defect pixel) or their labels say ok, so a segmenter has nothing to "
+                "learn; check the mask files (defect pixels must be 255 or 1, background 0) or use "
+                "--task classify"
+            )
         if n_def == 0:
             raise DatasetError(f"dataset {index.root} has no defective sample ({len(index)} samples); {hint}")
         return
@@ -122,6 +132,49 @@ def check_dataset(index: DatasetIndex, task: str) -> None:
             )
     elif len(labels) < 2:
         raise DatasetError(f"dataset {index.root} holds one class only ({labels}); {hint}")
+
+
+def check_segmentation_split(index: DatasetIndex, split: Split, cfg: TrainConfig, cache: DecodeCache) -> None:
+    """Refuse, before any training, a segmentation split whose images or masks cannot teach a segmenter.
+
+    Patch training (resize off) needs every image (or crop) at least `input_size`. The split's masks are
+    decoded once through the run's cache (the data loaders read them from there), so a mask that is not
+    binary fails now rather than mid-training, and the train part's masks must mark some defect.
+    """
+    from flawscope.data.patches import image_size
+    from flawscope.data.summary import defective_from_mask
+
+    if not cfg.resize:
+        ih, iw = cfg.input_size
+        # What a sample shows: its crop, or its whole image (size from the file header).
+        sizes = {i: (s.crop[2], s.crop[3]) if s.crop else image_size(s.image)
+                 for i in split.train + split.val + split.test for s in [index.samples[i]]}
+        small = [i for i, (h, w) in sizes.items() if h < ih or w < iw]
+        if small:
+            s, (h, w) = index.samples[small[0]], sizes[small[0]]
+            fit = (min(h for h, _ in sizes.values()), min(w for _, w in sizes.values()))
+            raise DatasetError(
+                f"image {s.image}{f' crop {s.crop}' if s.crop else ''} is {h}×{w}, smaller than the "
+                f"{ih}×{iw} patches (--input-size) this segmenter is trained on ({len(small)} such images); "
+                f"pass --input-size {fit[0]}x{fit[1]} or smaller, use --resize to scale whole images, or "
+                "leave the small images out"
+            )
+    train = [index.samples[i] for i in split.train if index.samples[i].has_mask]
+    if not train:
+        raise DatasetError(
+            f"the train split of dataset {index.root} has no sample with a mask ({len(split.train)} "
+            "samples), so a segmenter cannot learn; try another --seed or a split file whose train part "
+            "has masks"
+        )
+    train_has_defect = [defective_from_mask(s, cache) for s in train]
+    for i in split.val + split.test:
+        defective_from_mask(index.samples[i], cache)  # a bad mask names its file here (ImageReadError, ...)
+    if not any(train_has_defect):
+        raise DatasetError(
+            f"the {len(train)} masks of the train split of dataset {index.root} are all empty (no defect "
+            "pixel), so a segmenter has nothing to learn; check the mask files (defect pixels must be 255 or "
+            "1, background 0), or use --task classify"
+        )
 
 
 def class_balance(counts: list[int], classes: list[str], defective: frozenset[str], binary: bool
@@ -196,28 +249,44 @@ def _load_weights(module: FlawModule, checkpoint: Path) -> None:
 
 
 # -- the run -------------------------------------------------------------------------------------------------
-def load_index(cfg: TrainConfig) -> DatasetIndex:
-    """Load the run's dataset, take defective flags from masks, and check that a detector can learn it."""
+def load_index(cfg: TrainConfig, cache: DecodeCache | None = None) -> DatasetIndex:
+    """Load the run's dataset, take defective flags from masks, and check that a detector can learn it.
+
+    `cache`: the run's decode cache, which keeps the masks decoded for the flags.
+    """
     from flawscope.data.sources import load_dataset
 
     if not cfg.data:
         raise ConfigError("no dataset given; pass --data DIR (or `data:` in the YAML config)")
     index = load_dataset(cfg.data, format=cfg.format, on_bad_file=cfg.on_bad_file)  # type: ignore[arg-type]
-    index = flags_from_masks(index)
+    index = flags_from_masks(index, cache)
     check_dataset(index, cfg.task)
     return index
 
 
-def prepare(cfg: TrainConfig) -> tuple[DatasetIndex, Split]:
-    """Load and check the dataset, then split it, or read `cfg.split_file` (the steps before any model)."""
-    from flawscope.data.splits import check_split, load_split, make_split
+def prepare(cfg: TrainConfig, cache: DecodeCache | None = None) -> tuple[DatasetIndex, Split]:
+    """Load and check the dataset, then split it, or read `cfg.split_file` (the steps before any model).
 
-    index = load_index(cfg)
+    With `cfg.balance` the train part is undersampled to equal class counts (seeded; val and test stay).
+    `cache`: the run's decode cache (masks decoded by the checks stay there for the data loaders).
+    """
+    from dataclasses import replace
+
+    from flawscope.data.cache import DecodeCache
+    from flawscope.data.splits import balance_indices, check_split, load_split, make_split
+
+    cache = cache if cache is not None else DecodeCache()
+    index = load_index(cfg, cache)
     if cfg.split_file:
         split = load_split(index, cfg.split_file)
     else:
         split = make_split(index, cfg.val_fraction, cfg.test_fraction, cfg.seed, cfg.by_group, stratify=True)
+    if cfg.balance:
+        method = split.method if split.method.endswith("+balanced") else f"{split.method}+balanced"
+        split = replace(split, train=balance_indices(index, split.train, cfg.seed), method=method)
     check_split(index, split, by_group=cfg.by_group)
+    if cfg.task == "segment":
+        check_segmentation_split(index, split, cfg, cache)
     return index, split
 
 
@@ -243,6 +312,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> RunResult:
     # Lightning's own use of a torch pytree API deprecated in torch 2.14; nothing a user can act on.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
 
+    from flawscope.data.cache import DecodeCache
     from flawscope.data.datamodule import FlawDataModule
     from flawscope.data.transforms import AugmentConfig
     from flawscope.evaluation.predictions import defect_scores, json_safe, predict_loader, split_metrics
@@ -266,13 +336,14 @@ def train(cfg: TrainConfig, progress: bool = True) -> RunResult:
 
     _check_model_task(cfg)  # before the (possibly long) dataset scan
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    index, split = prepare(cfg)
+    cache = DecodeCache()  # one for the checks and the loaders: masks the checks decode are decoded once
+    index, split = prepare(cfg, cache)
     model = _create_model(cfg, index)
     if cfg.resume:
         check_compatible(checkpoint_model_config(cfg.resume), model.config, cfg.resume)
     dm = FlawDataModule(index, split, model.config.preprocess, batch_size=cfg.batch_size,
                         augment=AugmentConfig.preset(cfg.augment), oversample=cfg.oversample,
-                        num_workers=cfg.num_workers, seed=cfg.seed)
+                        num_workers=cfg.num_workers, seed=cfg.seed, cache=cache)
     class_weights, pos_weight = None, None
     if cfg.class_weights == "balanced":
         binary = model.config.num_outputs == 1 or cfg.task == "segment"
@@ -367,9 +438,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> RunResult:
                      model_path=model_path, report_path=report_path, epochs_trained=trainer.current_epoch)
 
 
-def _write_report(run_dir: Path, dm: Any, test: dict[str, np.ndarray], threshold: float, model: FlawModel,
+def _write_report(run_dir: Path, dm: Any, test: dict[str, Any], threshold: float, model: FlawModel,
                   cfg: TrainConfig) -> Path:
-    """report.html on the test split via the evaluation report writer."""
+    """report.html on the test split via the evaluation report writer (plus a segmenter's masks)."""
     from flawscope.evaluation.predictions import defect_scores
     from flawscope.evaluation.report import write_classification_report
 
@@ -379,6 +450,11 @@ def _write_report(run_dir: Path, dm: Any, test: dict[str, np.ndarray], threshold
     dataset = dm.datasets["test"]
     ok_names = [c for c in classes if c not in defective]
     names = (ok_names[0] if len(ok_names) == 1 else "ok", defective[0] if len(defective) == 1 else "defect")
+    extra = None
+    if "segmentation" in test:
+        def extra(rep: Any) -> None:
+            _segmentation_section(rep, test, dataset, model)
+
     return write_classification_report(
         run_dir,
         test["defective"][known].astype(int),
@@ -391,4 +467,35 @@ def _write_report(run_dir: Path, dm: Any, test: dict[str, np.ndarray], threshold
         val_info={"threshold": threshold, "chosen on": f"val ({cfg.threshold_method})", "model": cfg.model,
                   "run": run_dir.name},
         title=f"flawscope run {run_dir.name}: test split",
+        extra_sections=extra,
     )
+
+
+def _segmentation_section(rep: Any, test: dict[str, Any], dataset: Any, model: FlawModel, n_show: int = 4
+                          ) -> None:
+    """Pixel and flaw-level metrics of the test split and overlays of its best and worst images by IoU.
+
+    Scored as metrics.json is: on what the model saw (resized image or patch), mask probability 0.5. Only
+    the shown images are predicted again; the scores of the others are numbers kept by predict_loader.
+    """
+    import torch
+
+    from flawscope.evaluation.report import SegmentationItem, add_segmentation_results
+
+    scorer, positions = test["segmentation"], test["mask_index"]
+
+    def show(k: int) -> SegmentationItem:
+        i = int(positions[k])
+        item = dataset[i]
+        model.eval()
+        with torch.inference_mode():
+            device = next(model.parameters()).device
+            logits = model.forward_outputs(item["image"][None].to(device))["mask_logits"]
+        pred = (torch.sigmoid(logits)[0, 0] >= 0.5).cpu().numpy()
+        return SegmentationItem(item["image"].numpy(), item["mask"][0].numpy() >= 0.5, pred,
+                                dataset.samples[i].image.name)
+
+    rep.add_text("Scored at the model's input size (resized image or patch), as in metrics.json; "
+                 "`flawscope evaluate` scores whole images at their native resolution.",
+                 "Segmentation (test split)")
+    add_segmentation_results(rep, scorer.compute(), scorer.per_image, show, n_show, title="Segmentation")

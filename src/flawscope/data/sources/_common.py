@@ -112,8 +112,9 @@ class SourceContext:
     def usable(self, image: Path, mask: Path | None = None) -> bool:
         """Whether a sample's files pass the requested check; a bad mask leaves its image out too.
 
-        With check="none" only existence is checked (a stat call), so annotation rows that name missing
-        files are still caught.
+        With check="header" the headers must be readable and a mask must be its image's size (a mismatch is a
+        DatasetError, or a skipped pair); with check="none" only existence is checked (a stat call), so
+        annotation rows that name missing files are still caught.
         """
         for path, role in ((image, "image"), (mask, f"mask of {image.name}")):
             if path is None:
@@ -126,7 +127,23 @@ class SourceContext:
             elif not path.is_file():
                 self.bad(path, f"{role} file not found")
                 return False
+        if mask is not None and self.check == "header":
+            return self._mask_fits(image, mask)
         return True
+
+    def _mask_fits(self, image: Path, mask: Path) -> bool:
+        """Whether a mask's header size equals its image's; a mismatch is refused here, not mid-training."""
+        im, m = self._info[image], self._info[mask]
+        if (m.height, m.width) == (im.height, im.width):
+            return True
+        reason = (f"mask {mask} is {m.height}×{m.width} but image {image} is {im.height}×{im.width}; masks "
+                  "must match their image")
+        if self.on_bad_file == "error":
+            raise DatasetError(f"{reason}: re-export the mask at {im.height}×{im.width} (or check that it is "
+                               f"paired with the right image), or {SKIP_HINT}")
+        self.skipped.append(SkippedFile(mask, reason))
+        self.skipped.append(SkippedFile(image, f"its mask {mask} is unusable"))
+        return False
 
     def is_defective(self, class_name: str) -> bool:
         """Whether a class counts as defective: the user's list if given, else the ok-name rule."""
