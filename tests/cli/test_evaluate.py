@@ -161,4 +161,4 @@ def test_segmenter_is_scored_at_native_resolution(seg_run: Path, tmp_path: Path)
     assert m["metrics"]["n"] == m["n_samples"]
     assert "iou" in _rows(out / "predictions.csv")[0]
     report = (out / "report.html").read_text()
-    assert "Pixel metrics" in report and "Worst images" in report
+    assert "Segmentation: pixel metrics" in report and "Segmentation: worst images" in report

@@ -368,6 +368,20 @@ def test_bad_mask_skips_its_image(tmp_path: Path):
     assert sorted(s.path.name for s in index.skipped) == ["img_001.png", "img_001_mask.png"]
 
 
+def test_mask_of_another_size_is_refused_when_indexed(tmp_path: Path):
+    root = make_image_mask_dataset(tmp_path, n=3)
+    save(root / "masks" / "img_001_mask.png", np.zeros((16, 24), bool))
+    with pytest.raises(DatasetError) as err:
+        load_dataset(root)
+    msg = str(err.value)
+    assert "img_001_mask.png is 16×24" in msg and "img_001.png is 32×32" in msg
+    assert "re-export the mask at 32×32" in msg and "--on-bad-file skip" in msg
+    index = load_dataset(root, on_bad_file="skip")
+    assert [s.image.name for s in index.samples] == ["img_000.png", "img_002.png"]
+    assert sorted(s.path.name for s in index.skipped) == ["img_001.png", "img_001_mask.png"]
+    assert len(load_dataset(root, check="none")) == 3  # no headers read, nothing compared
+
+
 # ------------------------------------------------------------------------------------- detection and options
 
 

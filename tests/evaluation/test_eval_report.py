@@ -12,6 +12,8 @@ import pytest
 from flawscope.errors import FlawscopeError
 from flawscope.evaluation.report import (
     Report,
+    SegmentationItem,
+    add_segmentation_results,
     overlay_mask,
     write_classification_report,
     write_segmentation_section,
@@ -141,3 +143,36 @@ def test_segmentation_section(tmp_path: Path) -> None:
     _assert_valid(text)
     best, worst = text.split("best images")[1].split("worst images")
     assert "img0 — IoU 1.000" in best and "img3" in worst and "img0" not in worst
+
+
+def test_segmentation_results_load_only_the_shown_images(tmp_path: Path) -> None:
+    from flawscope.evaluation.segmentation import SegmentationScorer
+
+    gt = np.zeros((16, 16), bool)
+    gt[4:10, 4:10] = True
+    scorer = SegmentationScorer()
+    preds = []
+    for k in range(10):  # image k loses k rows of the flaw (k = 6.. miss it): IoU falls with k
+        pred = np.zeros((16, 16), bool)
+        pred[4 : max(10 - k, 4), 4:10] = True
+        preds.append(pred)
+        scorer.update(pred, gt)
+    asked: list[int] = []
+
+    def show(k: int) -> SegmentationItem:
+        asked.append(k)
+        return SegmentationItem(np.full((16, 16), 0.5), gt, preds[k], f"img{k}")
+
+    rep = Report("seg")
+    add_segmentation_results(rep, scorer.compute(), scorer.per_image, show, n_show=2, title="Test split")
+    assert sorted(asked) == [0, 1, 6, 7]  # two best, two worst (ties by position); the rest never loaded
+    text = rep.save(tmp_path / "s.html").read_text(encoding="utf-8")
+    _assert_valid(text)
+    best, worst = text.split("Test split: best images")[1].split("Test split: worst images")
+    assert "img0 — IoU 1.000, Dice 1.000" in best and "img6 — IoU 0.000, Dice 0.000" in worst
+    assert "<td>flaw_recall</td><td>0.6</td>" in text and "<td>false_flaws_per_image</td><td>0</td>" in text
+    # A set smaller than two galleries is split between them rather than all shown as "worst".
+    rep = Report("small")
+    add_segmentation_results(rep, scorer.compute(), scorer.per_image[:3], show, n_show=4)
+    best, worst = rep.to_html().split("Segmentation: best images")[1].split("Segmentation: worst images")
+    assert best.count("<figure>") == 1 and worst.count("<figure>") == 2

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -185,9 +187,51 @@ def test_segmenter_run_on_image_mask_data(tmp_path) -> None:
     result = train(_cfg(root, tmp_path / "runs", "seg", task="segment", model="unet_small", epochs=1),
                    progress=False)
     # Defective flags came from the mask pixels, so the split is stratified and val/test hold defects.
-    assert result.metrics["test"]["TP"] + result.metrics["test"]["FN"] == 2
-    assert result.metrics["test"]["pixel"]["n_images"] == 4
+    test = result.metrics["test"]
+    assert test["TP"] + test["FN"] == 2
+    pixel, flaw = test["pixel"], test["flaw"]
+    assert pixel["n_images"] == 4 and pixel["tp"] + pixel["fp"] + pixel["fn"] + pixel["tn"] == 4 * 32 * 32
+    assert flaw["n_images"] == 4 and flaw["n_gt_flaws"] == 2  # one 5x5 blob per defective image
     assert TrainConfig.from_yaml(result.run_dir / "config.yaml").loss == "bce_dice"
+    # report.html: the classifier sections, then pixel and flaw metrics and overlays of the test images.
+    report = result.report_path.read_text()
+    assert "Confusion matrix" in report
+    for title in ("pixel metrics", "flaw-level metrics", "best images", "worst images"):
+        assert f"Segmentation: {title}" in report
+    for key in ("precision", "recall", "iou", "miou", "dice", "flaw_recall", "false_flaws_per_image"):
+        assert f"<td>{key}</td>" in report
+    assert f"<td>miou</td><td>{pixel['miou']:.4g}</td>" in report
+    best, worst = report.split("Segmentation: best images")[1].split("Segmentation: worst images")
+    test_images = {row.split(",")[0].split("/")[-1] for row in
+                   (result.run_dir / "split.csv").read_text().splitlines() if row.endswith(",test")}
+    captions = re.findall(r"<figcaption>([^<]+) — IoU [0-9.]+, Dice [0-9.]+</figcaption>", best + worst)
+    assert len(captions) == 4 and set(captions) == test_images  # 2 best + 2 worst of the 4 test images
+
+
+def test_balance_undersamples_only_the_train_part(tmp_path) -> None:
+    from flawscope.data.splits import load_split
+    from flawscope.training.run import prepare
+
+    data = write_blob_folder(tmp_path / "d", n_per_class=24, classes=("ok",))
+    write_blob_folder(data, n_per_class=8, seed=1)  # rewrites 8 ok images, adds 8 defective: 24 ok, 8 defect
+    cfg = _cfg(data, tmp_path / "runs", "bal", epochs=1, balance=True)
+    index, plain = prepare(cfg.replace(balance=False))
+    _, balanced = prepare(cfg)
+
+    def counts(positions: list[int]) -> dict[str, int]:
+        return dict(Counter(index.samples[i].label for i in positions))
+
+    assert counts(plain.train) == {"ok": 12, "defect": 4}
+    assert counts(balanced.train) == {"ok": 4, "defect": 4} and set(balanced.train) < set(plain.train)
+    assert (balanced.val, balanced.test) == (plain.val, plain.test)
+    assert prepare(cfg)[1].train == balanced.train  # seeded: the same samples every time
+    result = train(cfg, progress=False)
+    saved = load_split(index, result.run_dir / "split.csv")
+    assert (saved.train, saved.val, saved.test) == (balanced.train, plain.val, plain.test)
+    assert saved.method.endswith("+balanced") and result.metrics["split_sizes"] == balanced.sizes()
+    # Reusing the run's split with --balance keeps it as it is.
+    again = prepare(cfg.replace(split_file=str(result.run_dir / "split.csv")))[1]
+    assert again.train == balanced.train and again.method == saved.method
 
 
 def test_balanced_class_weights() -> None:
