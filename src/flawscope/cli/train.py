@@ -49,7 +49,7 @@ _HELP = {
     "miss_rate_target": "Allowed miss rate for --threshold-method miss_rate (e.g. 0.01).",
     "limit_batches": "Batches per epoch (int) or fraction (float), for smoke runs.",
     "on_bad_file": "error: stop at an unreadable file; skip: leave it out (listed in skipped.csv).",
-    "cache": "Keep decoded images in memory.",
+    "cache_dir": "Folder keeping decoded images across runs (JPEG/DICOM); default: memory only.",
 }
 
 
@@ -116,7 +116,7 @@ def register(app: typer.Typer) -> None:
         miss_rate_target: Annotated[float | None, typer.Option(help=_help("miss_rate_target"))] = None,
         limit_batches: Annotated[float | None, typer.Option(help=_help("limit_batches"))] = None,
         on_bad_file: Annotated[str | None, typer.Option(help=_help("on_bad_file"))] = None,
-        cache: Annotated[bool | None, typer.Option("--cache/--no-cache", help=_help("cache"))] = None,
+        cache_dir: Annotated[str | None, typer.Option(help=_help("cache_dir"))] = None,
         config: Annotated[
             Path | None, typer.Option("--config", help="YAML file of options; command-line options win.")
         ] = None,

@@ -71,7 +71,8 @@ class TrainConfig:
         miss_rate_target: allowed fraction of missed defects for "miss_rate".
         limit_batches: cap batches per epoch (int = count, float = fraction) for smoke runs; None = all.
         on_bad_file: "error" stops at an unreadable file; "skip" leaves it out and lists it in skipped.csv.
-        cache: keep decoded images in memory.
+        cache_dir: folder for decoded images kept across runs (slow formats: JPEG, DICOM); None = memory
+            only. Within a run every image is decoded once either way.
     """
 
     data: str = ""
@@ -115,7 +116,7 @@ class TrainConfig:
     miss_rate_target: float | None = None
     limit_batches: float | None = None
     on_bad_file: str = "error"
-    cache: bool = False
+    cache_dir: str | None = None
 
     def __post_init__(self) -> None:
         self.input_size = _parse_size(self.input_size)
@@ -133,7 +134,7 @@ class TrainConfig:
             if key == "limit_batches" and number > 1 and number.is_integer():
                 number = int(number)  # Lightning reads an int as a batch count, a float as a fraction
             setattr(self, key, number)
-        for key in ("data", "out", "resume", "split_file"):
+        for key in ("data", "out", "resume", "split_file", "cache_dir"):
             value = getattr(self, key)
             if isinstance(value, Path):
                 setattr(self, key, str(value))

@@ -336,7 +336,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> RunResult:
 
     _check_model_task(cfg)  # before the (possibly long) dataset scan
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    cache = DecodeCache()  # one for the checks and the loaders: masks the checks decode are decoded once
+    # One cache for the checks and the loaders: masks the checks decode are decoded once.
+    cache = DecodeCache(disk_dir=cfg.cache_dir)
     index, split = prepare(cfg, cache)
     model = _create_model(cfg, index)
     if cfg.resume:
