@@ -16,8 +16,8 @@ TARGET_PCT = 15.0
 def settings(ctx: Context) -> dict[str, Any]:
     """Model, input size, batch size and epoch length (small_cnn at 64 px under --quick)."""
     if ctx.quick:
-        return {"model": "small_cnn", "size": 64, "batch_size": 16, "batches": 6, "epochs": 2}
-    return {"model": "resnet18", "size": 224, "batch_size": 16, "batches": 4, "epochs": 2}
+        return {"model": "small_cnn", "size": 64, "batch_size": 16, "batches": 6, "epochs": 3}
+    return {"model": "resnet18", "size": 224, "batch_size": 16, "batches": 4, "epochs": 3}
 
 
 def _loader(ctx: Context, model: Any, s: dict[str, Any]) -> Any:
@@ -84,15 +84,19 @@ def lightning_loop(ctx: Context, s: dict[str, Any]) -> list[float]:
 
 
 def run(ctx: Context) -> SectionResult:
-    """Time both loops; the first epoch is warm-up, later epochs are compared."""
+    """Time both loops; each loop's fastest epoch is compared.
+
+    On a CPU shared with other work the slowdowns come from outside and only add time, so the fastest
+    epoch is the best estimate of each loop's own cost (timeit's reasoning for taking the minimum).
+    """
     s = settings(ctx)
     images = s["batch_size"] * s["batches"]
     # Alternate the order (bare, lightning, bare) so a change in background load hits both sides.
     bare_a = bare_loop(ctx, s)
     light = lightning_loop(ctx, s)
     bare_b = bare_loop(ctx, s)
-    bare_t = min(min(bare_a[1:]), min(bare_b[1:]))
-    light_t = min(light[1:])
+    bare_t = min(bare_a + bare_b)
+    light_t = min(light)
     bare_ips, light_ips = images / bare_t, images / light_t
     overhead = (bare_ips / light_ips - 1.0) * 100.0
     met = overhead <= TARGET_PCT
@@ -103,8 +107,9 @@ def run(ctx: Context) -> SectionResult:
     }
     md = (
         f"{s['model']} at {s['size']}×{s['size']}, batch {s['batch_size']}, {s['batches']} in-memory batches "
-        f"per epoch, {s['epochs']} epochs per loop; the first epoch is warm-up and the best later epoch "
-        "counts (the bare loop runs before and after Lightning so background load hits both). Lightning: "
+        f"per epoch, {s['epochs']} epochs per loop; each loop's fastest epoch counts (on a shared CPU, "
+        "outside load only adds time; the bare loop runs before and after Lightning so load changes hit "
+        "both). Lightning: "
         "`lightning.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False)` + "
         "`FlawModule` (its per-step loss logging and NaN check included).\n\n"
         "| loop | train images/s |\n|:---|---:|\n"
