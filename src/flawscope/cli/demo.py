@@ -26,7 +26,6 @@ def demo_command(
 ) -> None:
     """Generate synthetic radiographs, train SA-BCNN and a baseline on CPU, evaluate, and write reports."""
     from rich.console import Console
-    from rich.markdown import Markdown
 
     from flawscope.demo import DemoConfig, run_demo
 
@@ -37,8 +36,21 @@ def demo_command(
     )
     result = run_demo(cfg)
     console = Console()
-    console.print(f"\n[bold]Test-set results[/] on {result['patches']} (threshold chosen on validation):\n")
-    console.print(Markdown(result["table"]))
+    console.print(f"\n[bold]Test-set results[/] on {result['patches']} (threshold chosen on validation)")
+    console.print(_results_table(result["rows"]))
     for name, run in result["runs"].items():
         console.print(f"{name}: report {run['report']}", highlight=False)
-    console.print(f"comparison table: {out}/comparison.md", highlight=False)
+    console.print(f"full comparison table: {out}/comparison.md", highlight=False)
+
+
+def _results_table(rows: list[dict]) -> object:
+    """The inspector's view of each model, narrow enough for an 80-column terminal."""
+    from rich.table import Table
+
+    table = Table("model", "params", "TP", "TN", "FP", "FN", "recall", "miss", "false alarm", "AUROC")
+    for r in rows:
+        table.add_row(
+            r["model"], f"{r['params'] / 1e6:.2f}M", *(str(r[k]) for k in ("TP", "TN", "FP", "FN")),
+            *(f"{r[k]:.3f}" for k in ("recall", "miss_rate", "false_alarm_rate", "roc_auc")),
+        )
+    return table
