@@ -21,7 +21,7 @@ class DemoConfig:
         image_size: side of the square radiographs.
         patch_size: side of the native-resolution patches the models are trained on (no resizing).
         difficulty: flaw contrast, 0 (clear) .. 1 (near the noise level); see `flawscope synth --help`.
-        min_defect_pixels: a patch is defective when its mask covers at least this many pixels.
+        ok_per_image: defect-free patches cut from each radiograph (the rest are centred on flaws).
         models: registry names to train and compare; bilinear models use `backbone`.
         backbone: backbone of the bilinear models (SA-BCNN, BCNN).
         epochs: training epochs per model.
@@ -36,10 +36,10 @@ class DemoConfig:
     image_size: int = 256
     patch_size: int = 64
     difficulty: float = 0.2
-    min_defect_pixels: int = 10
+    ok_per_image: int = 2
     models: tuple[str, ...] = ("sa_bcnn", "resnet18")
     backbone: str = "resnet18"
-    epochs: int = 8
+    epochs: int = 12
     batch_size: int = 32
     lr: float = 1e-3
     seed: int = 0
@@ -75,15 +75,17 @@ def _synth_data(cfg: DemoConfig, progress: bool) -> Path:
 
 
 def _patches(cfg: DemoConfig, data: Path) -> Path:
-    """Cut the radiographs into native-resolution patches, as many ok as defective, as a manifest of crops."""
-    from flawscope.data.patches import extract_patches
+    """The SA-BCNN paper's Xdefects protocol on the synthetic radiographs, written as a manifest of crops.
+
+    Native-resolution patches centred on each flaw box, plus defect-free patches of the same radiographs;
+    every patch keeps its part as group, so a part never spans train and test.
+    """
+    from flawscope.data.patches import xdefects_patches
     from flawscope.data.sources import load_dataset
     from flawscope.data.sources.manifest import write_manifest
 
-    index = load_dataset(data)
-    patches = extract_patches(
-        index, cfg.patch_size, min_defect_pixels=cfg.min_defect_pixels, source="mask",
-        keep_ok_ratio=1.0, seed=cfg.seed,
+    patches = xdefects_patches(
+        load_dataset(data), size=cfg.patch_size, n_ok_per_image=cfg.ok_per_image, seed=cfg.seed
     )
     return write_manifest(patches, Path(cfg.out) / "patches" / "manifest.csv")
 

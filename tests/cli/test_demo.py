@@ -32,7 +32,7 @@ def test_demo_runs_end_to_end_and_can_run_again(tmp_path: Path) -> None:
     for name in ("sa_bcnn", "small_cnn"):
         assert (tmp_path / "demo" / "runs" / name / "report.html").is_file()
     patches = (tmp_path / "demo" / "patches" / "manifest.csv").read_text().splitlines()
-    assert len(patches) > 1 and "crop" in patches[0]
+    assert len(patches) > 1 and "crop" in patches[0] and ",defect," in "\n".join(patches)
     again = CliRunner().invoke(app, args)  # reuses the data, replaces its own runs
     assert again.exit_code == 0, again.output
 

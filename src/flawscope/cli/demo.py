@@ -18,9 +18,10 @@ def demo_command(
     image_size: Annotated[int, typer.Option(help="Side of the square radiographs.")] = 256,
     patch_size: Annotated[int, typer.Option(help="Native-resolution patch side the models see.")] = 64,
     difficulty: Annotated[float, typer.Option(help="Flaw contrast: 0 clear .. 1 near the noise.")] = 0.2,
+    ok_per_image: Annotated[int, typer.Option(help="Defect-free patches per radiograph.")] = 2,
     models: Annotated[str, typer.Option(help="Comma-separated models to compare.")] = "sa_bcnn,resnet18",
     backbone: Annotated[str, typer.Option(help="Backbone of the bilinear models.")] = "resnet18",
-    epochs: Annotated[int, typer.Option(help="Training epochs per model.")] = 8,
+    epochs: Annotated[int, typer.Option(help="Training epochs per model.")] = 12,
     batch_size: Annotated[int, typer.Option(help="Samples per step.")] = 32,
     seed: Annotated[int, typer.Option(help="Seed for data, split and training.")] = 0,
 ) -> None:
@@ -31,7 +32,7 @@ def demo_command(
 
     cfg = DemoConfig(
         out=out, n_images=n_images, image_size=image_size, patch_size=patch_size, difficulty=difficulty,
-        models=tuple(m.strip() for m in models.split(",") if m.strip()), backbone=backbone, epochs=epochs,
+        ok_per_image=ok_per_image, models=tuple(m.strip() for m in models.split(",") if m.strip()), backbone=backbone, epochs=epochs,
         batch_size=batch_size, seed=seed,
     )
     result = run_demo(cfg)
