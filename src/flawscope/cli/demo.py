@@ -32,7 +32,8 @@ def demo_command(
 
     cfg = DemoConfig(
         out=out, n_images=n_images, image_size=image_size, patch_size=patch_size, difficulty=difficulty,
-        ok_per_image=ok_per_image, models=tuple(m.strip() for m in models.split(",") if m.strip()), backbone=backbone, epochs=epochs,
+        ok_per_image=ok_per_image, models=tuple(m.strip() for m in models.split(",") if m.strip()),
+        backbone=backbone, epochs=epochs,
         batch_size=batch_size, seed=seed,
     )
     result = run_demo(cfg)
