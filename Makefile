@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DATA ?= $(if $(FLAWSCOPE_DATA),$(FLAWSCOPE_DATA),../shared/datasets)
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-all bench lint clean
+.PHONY: setup demo test test-fast bench lint clean
 
 setup: $(STAMP)
 
@@ -22,11 +22,13 @@ $(STAMP): requirements.lock pyproject.toml
 demo: $(STAMP)
 	$(BIN)/flawscope demo --out demo-out
 
+# The whole suite (a few minutes on 2 cores); tests marked slow (> ~20 s each, e.g. 2-process DDP) included.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow" -p no:cacheprovider $(PYTEST_ARGS)
-
-test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# Quick iteration: everything but the slow tests.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow" -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run --data $(DATA) --out bench-out
