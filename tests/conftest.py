@@ -28,3 +28,15 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.skip(f"real datasets not found at {path}; set FLAWSCOPE_DATA to the datasets folder")
     return path
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """Tests use tiny models, which run fastest on one intra-op thread; it also keeps 2-process tests and
+    a shared CI machine from oversubscribing the cores (OpenMP spin-waits can cost 10-100x)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

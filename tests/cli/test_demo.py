@@ -5,20 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from flawscope.cli.main import app
 from flawscope.demo import DemoConfig
 from flawscope.errors import ConfigError
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_demo_runs_end_to_end_and_can_run_again(tmp_path: Path) -> None:

@@ -7,7 +7,6 @@ layer is set so that every pixel is defective, which makes its masks and flaw si
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -25,15 +24,6 @@ from flawscope.registry import create_model
 
 runner = CliRunner()
 SIZE = 32
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread() -> Iterator[None]:
-    """One intra-op thread: on a shared 2-core machine OpenMP spin-waits make 2 threads ~100x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _blob_image(path: Path, seed: int, defective: bool, shape: tuple[int, int] = (SIZE, SIZE)) -> Path:

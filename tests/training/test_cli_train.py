@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 import typer
 from PIL import Image
 from typer.testing import CliRunner
@@ -14,14 +13,6 @@ from typer.testing import CliRunner
 from flawscope.cli.main import app
 from flawscope.errors import ConfigError
 from flawscope.training.config import TrainConfig
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _blob_folder(root, n: int = 12, size: int = 32):

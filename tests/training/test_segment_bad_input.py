@@ -6,20 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from flawscope.errors import FlawscopeError
 from flawscope.training.config import TrainConfig
 from flawscope.training.run import train
 from helpers.datasets import make_image_mask_dataset, make_manifest_dataset, save
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _refused(root: Path, out: Path, **kw) -> str:

@@ -22,15 +22,6 @@ from flawscope.training.module import FlawModule, NonFiniteLossError, backbone_s
 SIZE = 32
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny models run fastest on one thread; the test machine's cores are shared.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class TinyNet(FlawModel):
     """Two conv stages; a classifier (GAP+GMP -> FC) or a segmenter (1x1 conv mask + max image logit)."""
 

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from flawscope.errors import ConfigError, DatasetError
@@ -46,15 +45,6 @@ def _cfg(data: Path, out: Path, name: str, **kw) -> TrainConfig:
     return TrainConfig(**{**base, **kw})
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny models run fastest on one thread; the test machine's cores are shared.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
     root = write_blob_folder(tmp_path_factory.mktemp("blobs"))
@@ -64,7 +54,6 @@ def data(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def run_a(data, tmp_path_factory):
-    torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("runs")
     return train(_cfg(data, out, "a", on_bad_file="skip"), progress=False)
 
