@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from flawscope.data.labels import defective_from_mask
 from flawscope.data.sources import list_formats, load_dataset
-from flawscope.data.summary import defective_from_mask, summarize
+from flawscope.data.summary import summarize
 from flawscope.errors import FlawscopeError
 from helpers.datasets import (
     make_folders_dataset,

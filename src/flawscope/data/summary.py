@@ -16,7 +16,7 @@ from flawscope.data.sample import DatasetIndex, RleMask, Sample
 from flawscope.errors import FlawscopeError
 
 if TYPE_CHECKING:
-    from flawscope.data.cache import DecodeCache
+    pass
 
 Severity = Literal["error", "warning", "info"]
 
@@ -104,27 +104,6 @@ class DatasetSummary:
     @property
     def has_errors(self) -> bool:
         return any(p.severity == "error" for p in self.problems)
-
-
-def defective_from_mask(sample: Sample, cache: DecodeCache | None = None) -> bool | None:
-    """Whether a sample's mask has any defect pixel (within its crop, if any); None without a mask.
-
-    With `cache`, the mask is decoded through it (checked against its image's header size) and stays there
-    for the data loaders that read it next.
-    """
-    from flawscope.data.io import load_mask
-    from flawscope.data.patches import image_size
-
-    if sample.mask is None:
-        return None
-    if cache is None:
-        mask = load_mask(sample.mask)
-    else:
-        mask = cache.get_mask(sample.mask, image_size(sample.image), sample.image)
-    if sample.crop is not None:
-        top, left, h, w = sample.crop
-        mask = mask[top: top + h, left: left + w]
-    return bool(mask.any())
 
 
 def _mask_shape(ref: object) -> tuple[int, int] | None:

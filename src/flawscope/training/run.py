@@ -71,32 +71,6 @@ def resolve_run_dir(cfg: TrainConfig) -> Path:
     return Path(cfg.out) / name
 
 
-def flags_from_masks(index: DatasetIndex, cache: DecodeCache | None = None) -> DatasetIndex:
-    """Samples with a mask but no defective flag (e.g. the image_mask format) get it from their mask pixels.
-
-    The split needs the flag to stratify and to check that val and test hold defects; the image-level metrics
-    need it as ground truth. With `cache` (the run's), the decoded masks stay there for the data loaders.
-    """
-    from dataclasses import replace
-
-    from flawscope.data.summary import defective_from_mask
-
-    if not any(s.defective is None and s.mask is not None for s in index.samples):
-        return index
-    ok = [c for c in index.classes if c not in index.defective_classes]
-    bad = [c for c in index.classes if c in index.defective_classes]
-    samples = []
-    for s in index.samples:
-        if s.defective is None and s.mask is not None:
-            flag = defective_from_mask(s, cache)
-            # In a binary dataset the flag is the label too (the data module counts classes by label).
-            label = s.label or ((bad if flag else ok)[0] if index.is_binary and ok and bad else "")
-            s = replace(s, defective=flag, label=label)
-        samples.append(s)
-    index.samples = samples
-    return index
-
-
 def check_dataset(index: DatasetIndex, task: str) -> None:
     """Refuse, before any training, a dataset a detector cannot learn from."""
     from flawscope.data.splits import is_defective
@@ -141,8 +115,8 @@ def check_segmentation_split(index: DatasetIndex, split: Split, cfg: TrainConfig
     decoded once through the run's cache (the data loaders read them from there), so a mask that is not
     binary fails now rather than mid-training, and the train part's masks must mark some defect.
     """
+    from flawscope.data.labels import defective_from_mask
     from flawscope.data.patches import image_size
-    from flawscope.data.summary import defective_from_mask
 
     if not cfg.resize:
         ih, iw = cfg.input_size
@@ -254,6 +228,7 @@ def load_index(cfg: TrainConfig, cache: DecodeCache | None = None) -> DatasetInd
 
     `cache`: the run's decode cache, which keeps the masks decoded for the flags.
     """
+    from flawscope.data.labels import flags_from_masks
     from flawscope.data.sources import load_dataset
 
     if not cfg.data:

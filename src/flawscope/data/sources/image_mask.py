@@ -3,7 +3,7 @@
 Which images are defective is a property of the mask pixels, which indexing does not decode (header reads
 only, so indexing stays fast on large sets). Samples therefore carry `defective=None` and `label=""`; the
 data module and `summarize(index, deep=True)` decide it from the mask
-(`flawscope.data.summary.defective_from_mask`).
+(`flawscope.data.labels.defective_from_mask`).
 An image without a mask file is kept as unannotated (mask None, defective None).
 """
 
