@@ -33,6 +33,7 @@ class Context:
         seed: seeds inputs, splits, initialisation and training.
         threads: torch intra-op threads (the benchmark machine has 2 cores).
         models: restrict model-by-model sections to these names; None = each section's default list.
+        epochs: train the real-data sections for this many full epochs (no batch cap); None = their defaults.
     """
 
     data: Path | None
@@ -41,6 +42,7 @@ class Context:
     seed: int = 0
     threads: int = 2
     models: tuple[str, ...] | None = None
+    epochs: int | None = None
 
     def dataset(self, name: str) -> Path:
         """Folder of one real dataset, or SectionSkipped saying where it was looked for."""
@@ -52,6 +54,12 @@ class Context:
             raise SectionSkipped(f"real dataset {path} not found; pass --data pointing at the datasets "
                                  "folder")
         return path
+
+    def budget(self, settings: dict[str, Any]) -> dict[str, Any]:
+        """A section's training settings with --epochs applied (full epochs, no batch cap)."""
+        if self.epochs is None:
+            return settings
+        return {**settings, "epochs": self.epochs, "limit_batches": None}
 
     def pick(self, default: tuple[str, ...]) -> tuple[str, ...]:
         """The section's model list, narrowed by --models when given."""

@@ -84,12 +84,13 @@ def _table(rows: list[dict]) -> str:
 
 def run(ctx: Context) -> SectionResult:
     """Train every model on both datasets within the budget; Table III columns on the test split."""
-    s = settings(ctx)
+    s = ctx.budget(settings(ctx))
     x_manifest, x_info = xdefects_manifest(ctx, n_ok_per_image=4)
     mt_manifest, mt_info = magnetic_tile_binary_manifest(ctx, 0.2, 0.25)
     x_rows = _dataset_runs(ctx, "xdefects", x_manifest, 32, False, s)
     mt_rows = _dataset_runs(ctx, "mt", mt_manifest, s["mt_size"], True, s)
-    steps = f"{s['epochs']} epochs × at most {s['limit_batches']} batches of {s['batch_size']}"
+    cap = f"at most {s['limit_batches']} batches" if s["limit_batches"] else "all batches"
+    steps = f"{s['epochs']} epochs × {cap} of {s['batch_size']}"
     md = (
         f"Each model trained from random init with `flawscope.training.run.train` ({s['optimizer']}, lr "
         f"{s['lr']:g}, cosine decay, {steps}, seed {ctx.seed}; best epoch by val loss), threshold chosen on "

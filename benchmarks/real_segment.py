@@ -88,7 +88,7 @@ def _one(ctx: Context, dataset: str, manifest: Path, model: str, s: dict, resize
 
 def run(ctx: Context) -> SectionResult:
     """Train the segmenters on both datasets within the time budget."""
-    s = settings(ctx)
+    s = ctx.budget(settings(ctx))
     w_manifest, w_info = welds_manifest(ctx, s["size"])
     mt_manifest, mt_info = magnetic_tile_binary_manifest(ctx, 0.2, 0.2)
     rows: list[dict[str, Any]] = []
@@ -115,7 +115,9 @@ def run(ctx: Context) -> SectionResult:
             table += f"\n- {r['dataset']} / {r['model']}: {r.get('skipped') or 'failed: ' + r['failed']}"
     md = (
         f"`flawscope.training.run.train --task segment` from random init (adamw, lr 1e-3, "
-        f"{s['epochs']} epochs × at most {s['limit_batches']} batches of {s['batch_size']}, BCE+Dice, "
+        f"{s['epochs']} epochs × "
+        f"{'at most ' + str(s['limit_batches']) + ' batches' if s['limit_batches'] else 'all batches'} "
+        f"of {s['batch_size']}, BCE+Dice, "
         f"seed {ctx.seed}); pixel "
         "metrics on the test split at mask probability 0.5, summed over test items with a mask (mIoU = mean "
         "of defect and background IoU); flaw recall = connected GT flaws (8-connectivity) touched by the "

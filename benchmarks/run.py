@@ -32,6 +32,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="seed of inputs, splits and training")
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default 2)")
     p.add_argument("--models", default="", help="comma-separated model names to restrict the sections to")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="real-data sections: this many full epochs instead of their short default budget")
     return p.parse_args(argv)
 
 
@@ -103,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     set_threads(args.threads)
     models = tuple(m.strip() for m in args.models.split(",") if m.strip()) or None
     ctx = Context(data=data, out=args.out, quick=args.quick, seed=args.seed, threads=args.threads,
-                  models=models)
+                  models=models, epochs=args.epochs)
     failed = False
     for name in choose_sections(args.only):
         print(f"[bench] {name} ...", flush=True)
