@@ -25,7 +25,10 @@ def demo_command(
     batch_size: Annotated[int, typer.Option(help="Samples per step.")] = 32,
     seed: Annotated[int, typer.Option(help="Seed for data, split and training.")] = 0,
 ) -> None:
-    """Generate synthetic radiographs, train SA-BCNN and a baseline on CPU, evaluate, and write reports."""
+    """Generate synthetic radiographs, train SA-BCNN and a baseline on CPU, evaluate, and write reports.
+
+    Rerunning with the same --out reuses the generated data and replaces the run folders it wrote before.
+    """
     from rich.console import Console
 
     from flawscope.demo import DemoConfig, run_demo
