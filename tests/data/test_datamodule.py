@@ -163,3 +163,26 @@ def test_lightning_fit_runs_and_throughput(dataset):
     # Lightning sets the epoch on the sampler before each epoch (the sampler then moves one ahead).
     assert model.epochs_seen[0] == 1 and model.epochs_seen[-1] == 2
     assert loader_throughput(dm, n_batches=3) > 0
+
+
+@pytest.mark.parametrize("oversample", [False, True])
+def test_train_loader_never_yields_a_batch_of_one(dataset, oversample):
+    # 9 = 2 × 4 + 1 train samples: the last batch would hold one sample, which BatchNorm refuses in training.
+    dm = _module(dataset, Split(list(range(9)), [9, 10], [11], 0, "manual"), oversample=oversample)
+    sizes = [b["image"].shape[0] for b in dm.train_dataloader()]
+    assert sizes == [4, 4]
+    # Evaluation keeps every sample; a remainder other than one is kept in training too.
+    assert [b["image"].shape[0] for b in dm.val_dataloader()] == [2]
+    dm = _module(dataset, Split(list(range(10)), [10], [11], 0, "manual"), oversample=oversample)
+    assert [b["image"].shape[0] for b in dm.train_dataloader()] == [4, 4, 2]
+
+
+def test_train_loader_drops_a_batch_of_one_per_ddp_rank(dataset):
+    from types import SimpleNamespace
+
+    # 10 samples on 2 ranks: 5 per rank = 4 + 1, so each rank would end on a batch of one.
+    dm = _module(dataset, Split(list(range(10)), [10], [11], 0, "manual"))
+    dm.trainer = SimpleNamespace(distributed_sampler_kwargs={"num_replicas": 2, "rank": 0})
+    assert dm.train_dataloader().drop_last
+    dm.trainer = None
+    assert not dm.train_dataloader().drop_last

@@ -228,11 +228,17 @@ class FlawDataModule(L.LightningDataModule):
             )
         return self.datasets[part]
 
-    def _loader(self, dataset: FlawDataset, sampler: Sampler | None = None) -> DataLoader:
+    def _loader(self, dataset: FlawDataset, sampler: Sampler | None = None, drop_last: bool = False
+                ) -> DataLoader:
         return DataLoader(
             dataset, batch_size=self.batch_size, sampler=sampler, shuffle=False, num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
+            persistent_workers=self.num_workers > 0, drop_last=drop_last,
         )
+
+    def _replicas(self) -> int:
+        """Processes the train part is shared between (Lightning's distributed sampler), 1 when none."""
+        kwargs = getattr(self.trainer, "distributed_sampler_kwargs", None) if self.trainer else None
+        return int((kwargs or {}).get("num_replicas", 1))
 
     def train_sampler(self) -> EpochSampler:
         """The training sampler: seeded shuffle, or class-balanced draws when `oversample`."""
@@ -246,7 +252,9 @@ class FlawDataModule(L.LightningDataModule):
         return EpochSampler(len(dataset), self.seed, weights)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self._dataset("train"), self.train_sampler())
+        dataset = self._dataset("train")
+        drop = ends_on_single(len(dataset), self.batch_size, self._replicas())
+        return self._loader(dataset, self.train_sampler(), drop_last=drop)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self._dataset("val"))
@@ -256,6 +264,16 @@ class FlawDataModule(L.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader(self._dataset("test"))
+
+
+def ends_on_single(n: int, batch_size: int, replicas: int = 1) -> bool:
+    """Whether an epoch of `n` samples would end on a batch of one sample (on each of `replicas` processes).
+
+    Training drops such a batch: batch norm cannot normalise one sample ("Expected more than 1 value per
+    channel"). Lightning's distributed sampler pads each process to ceil(n / replicas) samples.
+    """
+    per_process = -(-n // max(replicas, 1))
+    return batch_size > 1 and per_process % batch_size == 1
 
 
 def loader_throughput(datamodule: FlawDataModule, n_batches: int = 10, part: str = "train") -> float:
