@@ -132,6 +132,57 @@ def test_ok_name_rule(name: str, ok: bool):
     assert is_ok_name(name) is ok
 
 
+@pytest.mark.parametrize(
+    ("name", "ok"),
+    [("ok_front", True), ("OK-Front", True), ("good_parts", True), ("normal-1", True), ("front_ok", True),
+     ("good parts", True), ("normal_weld", True), ("def_front", False), ("broken", False), ("okay", False),
+     ("okra", False), ("goodness", False), ("ok_defect", False), ("good_but_bad", False),
+     ("normal_not", False), ("class_0", False), ("free_edge", False)],
+)
+def test_ok_name_rule_takes_ok_words_as_prefix_too(name: str, ok: bool):
+    # Kaggle "casting product" folders: ok_front/ and def_front/.
+    assert is_ok_name(name) is ok
+
+
+def test_folders_casting_product_layout(tmp_path: Path):
+    root = make_folders_dataset(tmp_path, {"ok_front": 2, "def_front": 2})
+    index = load_dataset(root)
+    assert index.classes == ["ok_front", "def_front"] and index.defective_classes == {"def_front"}
+
+
+def test_ok_classes_argument(tmp_path: Path):
+    root = make_folders_dataset(tmp_path, {"class_0": 2, "class_1": 1})
+    assert load_dataset(root).defective_classes == {"class_0", "class_1"}  # no ok-like name
+    index = load_dataset(root, ok_classes=["class_0"])
+    assert index.classes == ["class_0", "class_1"] and index.defective_classes == {"class_1"}
+    assert [s.defective for s in index.samples] == [False, False, True]
+    assert load_dataset(root, ok_classes="class_0").defective_classes == {"class_1"}  # a str is one name
+    # Naming every class ok is allowed here (check_dataset refuses it before training).
+    assert load_dataset(root, ok_classes=["class_0", "class_1"]).defective_classes == frozenset()
+    with pytest.raises(DatasetError, match=r"ok classes \['c'\].*classes are \['class_0', 'class_1'\]"):
+        load_dataset(root, ok_classes=["c"])
+    with pytest.raises(ConfigError, match="defective_classes or ok_classes"):
+        load_dataset(root, ok_classes=["class_0"], defective_classes=["class_1"])
+
+
+def test_ok_classes_in_manifest_and_magnetic_tile(tmp_path: Path):
+    tiles = make_magnetic_tile_dataset(tmp_path / "mt")
+    classes = load_dataset(tiles).classes
+    index = load_dataset(tiles, ok_classes=[classes[-1]])
+    assert index.defective_classes == set(classes[:-1])
+    with pytest.raises(DatasetError, match="ok classes"):
+        load_dataset(tiles, ok_classes=["nope"])
+    manifest = make_manifest_dataset(tmp_path / "man") / "manifest.csv"
+    assert load_dataset(manifest, ok_classes=["ok"]).defective_classes == {"defect"}
+    # Formats whose annotations decide defect status: their ok class is accepted, others are refused.
+    mvtec = make_mvtec_dataset(tmp_path / "mvtec")
+    assert load_dataset(mvtec, ok_classes=["ok"]).defective_classes == {"defect"}
+    with pytest.raises(DatasetError, match=r"ok classes \['defect'\].*mvtec annotations"):
+        load_dataset(mvtec, ok_classes=["defect"])
+    with pytest.raises(DatasetError, match=r"ok classes \['good'\].*its classes are \['ok', 'defect'\]"):
+        load_dataset(mvtec, ok_classes=["good"])
+
+
 # ------------------------------------------------------------------------------------------- image_mask
 
 

@@ -136,6 +136,7 @@ def load_dataset(
     on_bad_file: OnBadFile = "error",
     defective_classes: Iterable[str] | None = None,
     check: Literal["none", "header"] = "header",
+    ok_classes: Iterable[str] | None = None,
 ) -> DatasetIndex:
     """Index a dataset folder (or manifest file) into a `DatasetIndex`.
 
@@ -148,6 +149,9 @@ def load_dataset(
             folders, manifest); default: every class except ok-like names (ok, good, free, normal, ...).
         check: "header" reads every image's (and mask's) header to catch unreadable files now rather than
             mid-training; "none" only lists files.
+        ok_classes: class names that are defect-free, every other class being defective (e.g. ["class_0"]
+            for class_0/ and class_1/ folders); exclusive with defective_classes. Formats that take defect
+            status from their own annotations (mvtec, dagm, ...) accept only their ok class "ok" here.
 
     Returns:
         The index: samples in sorted-path order, class names, defective classes and skipped files.
@@ -161,14 +165,18 @@ def load_dataset(
         raise DatasetError(f"dataset path {root} does not exist; pass a dataset folder or a manifest .csv")
     name = detect_format(root) if format == "auto" else format
     entry = get_source(name)
-    if isinstance(defective_classes, str):
-        defective_classes = [defective_classes]  # one class name, not its letters
+    defective_set, ok_set = _class_set(defective_classes), _class_set(ok_classes)
+    if defective_set is not None and ok_set is not None:
+        raise ConfigError(
+            f"give defective_classes or ok_classes, not both (got defective {sorted(defective_set)} and ok "
+            f"{sorted(ok_set)}); the classes not named are the other kind"
+        )
     ctx = SourceContext(
-        on_bad_file=on_bad_file,
-        defective_classes=frozenset(defective_classes) if defective_classes is not None else None,
-        check=check,
+        on_bad_file=on_bad_file, defective_classes=defective_set, ok_classes=ok_set, check=check
     )
     index = entry.fn(root, ctx)
+    if ok_set is not None:
+        _check_ok_classes(index, ok_set, name)
     # Sources record bad files on ctx; the index lists them sorted so runs are reproducible.
     index.skipped = sorted([*index.skipped, *ctx.skipped], key=lambda s: str(s.path))
     if not index.samples:
@@ -178,3 +186,26 @@ def load_dataset(
             + "; check the folder layout (see `flawscope data formats`) or pass another --format"
         )
     return index
+
+
+def _class_set(names: Iterable[str] | None) -> frozenset[str] | None:
+    """User-given class names as a set; a str is one name, not its letters."""
+    if names is None:
+        return None
+    return frozenset([names] if isinstance(names, str) else names)
+
+
+def _check_ok_classes(index: DatasetIndex, ok: frozenset[str], fmt: str) -> None:
+    """Refuse ok class names the index does not have, or that its format's own annotations call defective."""
+    unknown = sorted(ok - set(index.classes))
+    if unknown:
+        raise DatasetError(
+            f"ok classes {unknown} are not classes of {index.root} ({fmt} format); "
+            f"its classes are {index.classes}"
+        )
+    contradicted = sorted(ok & index.defective_classes)
+    if contradicted:
+        raise DatasetError(
+            f"ok classes {contradicted} of {index.root} are defective by its {fmt} annotations, which decide "
+            "defect status for this format; drop the ok-class option"
+        )

@@ -18,17 +18,26 @@ OnBadFile = Literal["error", "skip"]
 
 SKIP_HINT = 'use on_bad_file="skip" (CLI: --on-bad-file skip) to leave it out and list it'
 
-# Class names that mean "no defect" (MT_Free, good, OK, no_defect, non-defective, defect_free, ...).
-# A "not"/"no"/"non" prefix before ok/good would invert the meaning, so such prefixes are excluded.
+# Class names that mean "no defect" (MT_Free, good, OK, no_defect, non-defective, defect_free, front_ok),
+# and, with ok/good/normal first, Kaggle-style names (ok_front, good_parts, normal-1). Words are whole:
+# "okay", "broken" and "goodness" are not ok. A "not"/"no"/"non" word (or a defect word after the ok word)
+# inverts or contradicts the meaning, so such names count as defective.
+_SEP = r"[_\- ]"
+_NEGATION = rf"(?:not|no|non){_SEP}"
+_DEFECT_WORD = r"(?:not|no|non|def|defects?|defective|bad|ng|nok|faulty|fault|fail(?:ed)?|reject(?:ed)?)"
 _OK_NAME = re.compile(
-    r"^(?:(?!not[_\- ]|no[_\- ]|non[_\- ])[a-z0-9]+[_\- ])?"
-    r"(ok|good|free|normal|no[_\- ]?defects?|non[_\- ]?defective|defect[_\- ]?free)$",
+    # One leading word, then the ok word: ok, front_ok, MT_Free, no_defect.
+    rf"^(?:(?!{_NEGATION})[a-z0-9]+{_SEP})?"
+    rf"(?:ok|good|free|normal|no{_SEP}?defects?|non{_SEP}?defective|defect{_SEP}?free)$"
+    # The ok word first, then words that are not defect words: ok_front, good_parts, normal-1.
+    rf"|^(?:ok|good|normal|no{_SEP}?defects?|non{_SEP}?defective|defect{_SEP}?free)"
+    rf"(?:{_SEP}+(?!{_DEFECT_WORD}(?:{_SEP}|$))[a-z0-9]+)+$",
     re.IGNORECASE,
 )
 
 
 def is_ok_name(name: str) -> bool:
-    """True when a class name means "no defect" (ok, good, free, normal, no_defect, non_defective, ...)."""
+    """True when a class name means "no defect" (ok, good, free, normal, no_defect, front_ok, ok_front)."""
     return bool(_OK_NAME.match(name.strip()))
 
 
@@ -75,13 +84,16 @@ class SourceContext:
 
     Attributes:
         on_bad_file: "error" raises on an unreadable file; "skip" records it in `skipped`.
-        defective_classes: user-chosen defective class names, or None for the ok-name rule.
+        defective_classes: user-chosen defective class names, or None for `ok_classes` or the ok-name rule.
+        ok_classes: user-chosen defect-free class names (every other class is defective), or None;
+            exclusive with defective_classes.
         check: "header" reads image/mask headers while indexing; "none" only lists files.
         skipped: files left out so far.
     """
 
     on_bad_file: OnBadFile = "error"
     defective_classes: frozenset[str] | None = None
+    ok_classes: frozenset[str] | None = None
     check: Literal["none", "header"] = "header"
     skipped: list[SkippedFile] = field(default_factory=list)
     _info: dict[Path, ImageInfo] = field(default_factory=dict, repr=False)
@@ -146,19 +158,21 @@ class SourceContext:
         return False
 
     def is_defective(self, class_name: str) -> bool:
-        """Whether a class counts as defective: the user's list if given, else the ok-name rule."""
+        """Whether a class counts as defective: the user's defective or ok list, else the ok-name rule."""
         if self.defective_classes is not None:
             return class_name in self.defective_classes
+        if self.ok_classes is not None:
+            return class_name not in self.ok_classes
         return not is_ok_name(class_name)
 
     def resolve_defective(self, classes: Iterable[str], source: Path) -> frozenset[str]:
         """The defective subset of `classes`; an error when user-given names are not dataset classes."""
         classes = set(classes)
-        if self.defective_classes is not None:
-            unknown = sorted(self.defective_classes - classes)
+        for what, given in (("defective", self.defective_classes), ("ok", self.ok_classes)):
+            unknown = sorted((given or frozenset()) - classes)
             if unknown:
                 raise DatasetError(
-                    f"defective classes {unknown} are not classes of {source}; "
+                    f"{what} classes {unknown} are not classes of {source}; "
                     f"its classes are {sorted(classes)}"
                 )
         return frozenset(c for c in classes if self.is_defective(c))

@@ -8,7 +8,8 @@ Paths (image and mask) are relative to the CSV's folder, or absolute. Columns:
     split: train, val or test; empty = not fixed.
     flaw_types: ";"-separated flaw types, e.g. "pore;crack".
     boxes: ";"-separated boxes "x1 y1 x2 y2" (optionally a fifth token, the box label).
-    defective: 1/0 (true/false); empty = from the label (defective_classes, else the ok-name rule).
+    defective: 1/0 (true/false); empty = from the label (defective_classes or ok_classes, else the
+        ok-name rule).
     crop: "top left height width" when the row is a patch of its image.
     meta_<key>: any extra per-sample fact, kept in Sample.meta under <key>.
 This is also what the synthetic generator writes (`manifest.csv`).
@@ -122,7 +123,7 @@ def load_manifest(root: Path, ctx: SourceContext) -> DatasetIndex:
             raise DatasetError(f"{where}: split {split!r} is not train, val or test (or empty)")
         parsed.append((where, cell, split, _parse_defective(cell.get("defective", ""), where)))
     labels = {cell["label"] for _, cell, _, _ in parsed if cell["label"]}
-    if ctx.defective_classes is None and "defective" in cols:
+    if ctx.defective_classes is None and ctx.ok_classes is None and "defective" in cols:
         # The defective column decides: a class is defective when all its rows with a value say 1;
         # classes with no value in any row fall back to the ok-name rule.
         flags: dict[str, set[bool]] = {}
