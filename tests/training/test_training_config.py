@@ -63,3 +63,30 @@ def test_yaml_that_is_not_a_mapping(tmp_path) -> None:
         TrainConfig.from_yaml(path)
     with pytest.raises(ConfigError, match="does not exist"):
         TrainConfig.from_yaml(tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize(("given", "expected"), [(1, 1), (1.0, 1), ("1", 1), (2.0, 2), (20, 20), (0.25, 0.25),
+                                                 ("0.5", 0.5), (None, None)])
+def test_limit_batches_whole_numbers_are_batch_counts(given, expected) -> None:
+    cfg = TrainConfig(data="d", limit_batches=given)
+    assert cfg.limit_batches == expected
+    # Lightning reads an int as a batch count and a float as a fraction of the epoch.
+    assert type(cfg.limit_batches) is type(expected)
+
+
+@pytest.mark.parametrize("given", [0, 0.0, -1, 1.5, 2.25, "half"])
+def test_limit_batches_must_be_a_count_or_a_fraction(given) -> None:
+    with pytest.raises(ConfigError, match="limit_batches"):
+        TrainConfig(data="d", limit_batches=given)
+
+
+def test_ok_classes_option(tmp_path) -> None:
+    assert TrainConfig(data="d").ok_classes == []
+    assert TrainConfig(data="d", ok_classes="class_0").ok_classes == ["class_0"]  # one name, not its letters
+    path = tmp_path / "run.yaml"
+    path.write_text("data: d\nok_classes: [class_0, good_parts]\n")
+    cfg = TrainConfig.from_yaml(path)
+    assert cfg.ok_classes == ["class_0", "good_parts"]
+    assert TrainConfig.from_yaml(cfg.to_yaml(tmp_path / "again.yaml")) == cfg
+    with pytest.raises(ConfigError, match="ok_classes must be a list of class names"):
+        TrainConfig(data="d", ok_classes=[1, 2])

@@ -10,6 +10,8 @@ import typer
 _HELP = {
     "data": "Dataset folder or manifest .csv.",
     "format": "Dataset format (`flawscope data formats`), or auto.",
+    "ok_classes": "A defect-free class (repeatable), e.g. class_0; every other class is defective. "
+                  "Default: ok-like names (ok, good, normal, free, ok_front, front_ok, ...).",
     "task": "classify or segment.",
     "model": "Model name (`flawscope models list`).",
     "backbone": "Backbone of models that take one (e.g. resnet18; the encoder of unet/deeplabv3plus).",
@@ -47,19 +49,37 @@ _HELP = {
     "resume": "Checkpoint to continue from (a run's checkpoints/last.ckpt).",
     "threshold_method": "Pick the threshold on val by f1 or miss_rate.",
     "miss_rate_target": "Allowed miss rate for --threshold-method miss_rate (e.g. 0.01).",
-    "limit_batches": "Batches per epoch (int) or fraction (float), for smoke runs.",
+    "limit_batches": "Batches per epoch for smoke runs: a count (1 = one batch) or a fraction in (0, 1).",
     "on_bad_file": "error: stop at an unreadable file; skip: leave it out (listed in skipped.csv).",
     "cache_dir": "Folder keeping decoded images across runs (JPEG/DICOM); default: memory only.",
 }
 
 
+# The flag that a True / False default of a boolean option stands for.
+_BOOL_FLAGS = {
+    "resize": ("--resize", "--patch"), "oversample": ("--oversample", "--no-oversample"),
+    "balance": ("--balance", "--no-balance"), "by_group": ("--by-group", "--no-by-group"),
+}
+
+
 def _help(key: str) -> str:
-    """Option help with the TrainConfig default (the CLI's own defaults are None: "not given")."""
+    """Option help with the TrainConfig default (the CLI's own defaults are None: "not given").
+
+    Empty defaults (no model args, no ok classes) are not shown; a boolean shows the flag it stands for.
+    """
+    import dataclasses
+
     from flawscope.training.config import TrainConfig
 
-    default = TrainConfig.__dataclass_fields__[key].default
-    shown = "x".join(map(str, default)) if isinstance(default, tuple) else default
-    return f"{_HELP[key]} (default: {shown})" if shown not in (None, "") else _HELP[key]
+    f = TrainConfig.__dataclass_fields__[key]
+    default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+    if isinstance(default, bool):
+        shown: object = _BOOL_FLAGS[key][0 if default else 1]
+    elif isinstance(default, tuple):
+        shown = "x".join(map(str, default))
+    else:
+        shown = default
+    return f"{_HELP[key]} (default: {shown})" if shown not in (None, "", [], {}) else _HELP[key]
 
 
 def register(app: typer.Typer) -> None:
@@ -69,6 +89,9 @@ def register(app: typer.Typer) -> None:
     def train_command(
         data: Annotated[str | None, typer.Option(help=_help("data"))] = None,
         format: Annotated[str | None, typer.Option(help=_help("format"))] = None,
+        ok_classes: Annotated[
+            list[str] | None, typer.Option("--ok-class", help=_help("ok_classes"))
+        ] = None,
         task: Annotated[str | None, typer.Option(help=_help("task"))] = None,
         model: Annotated[str | None, typer.Option(help=_help("model"))] = None,
         backbone: Annotated[str | None, typer.Option(help=_help("backbone"))] = None,
@@ -114,6 +137,7 @@ def register(app: typer.Typer) -> None:
         resume: Annotated[str | None, typer.Option(help=_help("resume"))] = None,
         threshold_method: Annotated[str | None, typer.Option(help=_help("threshold_method"))] = None,
         miss_rate_target: Annotated[float | None, typer.Option(help=_help("miss_rate_target"))] = None,
+        # A float parses "1" and "0.25" alike; TrainConfig turns whole numbers into batch counts.
         limit_batches: Annotated[float | None, typer.Option(help=_help("limit_batches"))] = None,
         on_bad_file: Annotated[str | None, typer.Option(help=_help("on_bad_file"))] = None,
         cache_dir: Annotated[str | None, typer.Option(help=_help("cache_dir"))] = None,
@@ -122,7 +146,10 @@ def register(app: typer.Typer) -> None:
         ] = None,
         quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar or model summary.")] = False,
     ) -> None:
-        """Train a model and write a run folder: checkpoints, metrics.json, report.html, model.pt."""
+        """Train a model and write a run folder: checkpoints, metrics.json, report.html, model.pt.
+
+        Defaults shown are TrainConfig's; a --config YAML replaces them, and options given here win over both.
+        """
         from rich.console import Console
 
         from flawscope.training.config import TrainConfig
@@ -131,8 +158,11 @@ def register(app: typer.Typer) -> None:
         options = dict(locals())
         overrides = {k: v for k, v in options.items() if k in TrainConfig.keys() and v is not None}
         overrides.pop("model_args", None)
+        overrides.pop("ok_classes", None)
         if model_args:
             overrides["model_args"] = parse_key_values(model_args, "--model-args")
+        if ok_classes:  # not given (an empty list): the YAML's ok_classes, if any, stay
+            overrides["ok_classes"] = list(ok_classes)
         cfg = TrainConfig.from_yaml(config, **overrides) if config else TrainConfig(**overrides)
         console = Console()
         console.print(_summary_table(cfg))

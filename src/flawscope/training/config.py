@@ -33,6 +33,8 @@ class TrainConfig:
     Attributes:
         data: dataset folder or manifest.
         format: dataset format name, or "auto" to detect it.
+        ok_classes: names of the defect-free classes (every other class is defective), e.g. ["class_0"];
+            empty = the ok-name rule (ok, good, normal, free, ok_front, front_ok, ...).
         task: "classify" or "segment".
         model: registry name (`flawscope models list`).
         backbone: backbone name passed to the model builder (the encoder of smp segmenters); None = the
@@ -69,7 +71,8 @@ class TrainConfig:
         resume: checkpoint to continue from.
         threshold_method: "f1" (best F1 on val) or "miss_rate" (highest threshold missing <= target on val).
         miss_rate_target: allowed fraction of missed defects for "miss_rate".
-        limit_batches: cap batches per epoch (int = count, float = fraction) for smoke runs; None = all.
+        limit_batches: cap batches per epoch for smoke runs: a whole number is a batch count (1 = one
+            batch), anything else a fraction of the epoch in (0, 1); None = all.
         on_bad_file: "error" stops at an unreadable file; "skip" leaves it out and lists it in skipped.csv.
         cache_dir: folder for decoded images kept across runs (slow formats: JPEG, DICOM); None = memory
             only. Within a run every image is decoded once either way.
@@ -77,6 +80,7 @@ class TrainConfig:
 
     data: str = ""
     format: str = "auto"
+    ok_classes: list[str] = field(default_factory=list)
     task: str = "classify"
     model: str = "sa_bcnn"
     backbone: str | None = None
@@ -114,7 +118,7 @@ class TrainConfig:
     resume: str | None = None
     threshold_method: str = "f1"
     miss_rate_target: float | None = None
-    limit_batches: float | None = None
+    limit_batches: int | float | None = None
     on_bad_file: str = "error"
     cache_dir: str | None = None
 
@@ -131,8 +135,9 @@ class TrainConfig:
                 number = kind(value)
             except (TypeError, ValueError):
                 raise ConfigError(f"{key} must be a number, got {value!r}") from None
-            if key == "limit_batches" and number > 1 and number.is_integer():
-                number = int(number)  # Lightning reads an int as a batch count, a float as a fraction
+            if key == "limit_batches" and number.is_integer():
+                # Lightning reads an int as a batch count and a float as a fraction (1.0 = the whole epoch).
+                number = int(number)
             setattr(self, key, number)
         for key in ("data", "out", "resume", "split_file", "cache_dir"):
             value = getattr(self, key)
@@ -140,6 +145,7 @@ class TrainConfig:
                 setattr(self, key, str(value))
         self.devices = str(self.devices)
         self.precision = str(self.precision)
+        self.ok_classes = _class_names("ok_classes", self.ok_classes)
         if not isinstance(self.model_args, dict):
             raise ConfigError(f"model_args must be a mapping of builder options, got {self.model_args!r}")
         self.validate()
@@ -173,8 +179,10 @@ class TrainConfig:
                                   "(e.g. 0.01 = miss at most 1% of defects on val)")
         if self.miss_rate_target is not None and not 0 <= self.miss_rate_target < 1:
             raise ConfigError(f"miss_rate_target must be in [0, 1), got {self.miss_rate_target}")
-        if self.limit_batches is not None and not self.limit_batches > 0:
-            raise ConfigError(f"limit_batches must be a positive count or fraction, got {self.limit_batches}")
+        limit = self.limit_batches
+        if limit is not None and not (limit >= 1 if isinstance(limit, int) else 0 < limit < 1):
+            raise ConfigError(f"limit_batches must be a batch count (1, 2, ...) or a fraction of the epoch "
+                              f"between 0 and 1 (0.25), got {limit}; leave it out to use every batch")
         if min(self.input_size) < 8:
             raise ConfigError(f"input_size {self.input_size} is too small; use at least 8×8 pixels")
 
@@ -241,6 +249,14 @@ def check_keys(d: dict[str, Any], source: str) -> None:
 def _choice(name: str, value: Any, valid: tuple[str, ...]) -> None:
     if value not in valid:
         raise ConfigError(f"{name} {value!r} is not valid; use one of {', '.join(valid)}")
+
+
+def _class_names(key: str, value: Any) -> list[str]:
+    """A list of class names from YAML or the CLI; one string is one name."""
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list | tuple) or not all(isinstance(n, str) and n for n in names):
+        raise ConfigError(f"{key} must be a list of class names (e.g. [class_0]), got {value!r}")
+    return list(names)
 
 
 def _parse_size(value: Any) -> tuple[int, int]:

@@ -78,7 +78,8 @@ def check_dataset(index: DatasetIndex, task: str) -> None:
     flags = [is_defective(s, index.defective_classes) for s in index.samples]
     n_def, n_ok = sum(f is True for f in flags), sum(f is False for f in flags)
     labels = sorted({s.label for s in index.samples if s.label})
-    hint = "add images of the missing kind, or check --format and the folder layout (`flawscope data check`)"
+    hint = ("add images of the missing kind, name the defect-free classes (--ok-class NAME), or check "
+            "--format and the folder layout (`flawscope data summary DIR`)")
     if task == "segment":
         masked = [f for s, f in zip(index.samples, flags, strict=True) if s.has_mask]
         if not masked:
@@ -163,7 +164,7 @@ def class_balance(counts: list[int], classes: list[str], defective: frozenset[st
 
 
 def _check_model_task(cfg: TrainConfig) -> None:
-    from flawscope.registry import get_model_entry, list_models
+    from flawscope.models.registry import get_model_entry, list_models
 
     entry = get_model_entry(cfg.model)
     if entry.task != cfg.task:
@@ -174,7 +175,7 @@ def _check_model_task(cfg: TrainConfig) -> None:
 
 def _create_model(cfg: TrainConfig, index: DatasetIndex) -> FlawModel:
     from flawscope.data.config import IntensityConfig, PreprocessConfig
-    from flawscope.registry import create_model
+    from flawscope.models.registry import create_model
 
     preprocess = PreprocessConfig(in_chans=cfg.in_chans, intensity=IntensityConfig.parse(cfg.intensity),
                                   input_size=cfg.input_size, resize=cfg.resize)
@@ -233,7 +234,8 @@ def load_index(cfg: TrainConfig, cache: DecodeCache | None = None) -> DatasetInd
 
     if not cfg.data:
         raise ConfigError("no dataset given; pass --data DIR (or `data:` in the YAML config)")
-    index = load_dataset(cfg.data, format=cfg.format, on_bad_file=cfg.on_bad_file)  # type: ignore[arg-type]
+    index = load_dataset(cfg.data, format=cfg.format, on_bad_file=cfg.on_bad_file,  # type: ignore[arg-type]
+                         ok_classes=cfg.ok_classes or None)
     index = flags_from_masks(index, cache)
     check_dataset(index, cfg.task)
     return index
