@@ -158,7 +158,7 @@ def test_save_and_load_round_trip_with_patches(tmp_path):
     path = tmp_path / "run" / "split.csv"
     save_split(index, split, path)
     header = path.read_text().splitlines()[1]
-    assert header == "path,crop,label,group,part"
+    assert header == "path,crop,label,group,split"  # "group" holds the cast part, "split" train/val/test
     assert "w0.png,0:16:16:16,defect,w0," in path.read_text()
     loaded = load_split(index, path)
     assert (loaded.train, loaded.val, loaded.test) == (split.train, split.val, split.test)
@@ -167,3 +167,24 @@ def test_save_and_load_round_trip_with_patches(tmp_path):
     smaller = index.subset(list(range(10)))
     with pytest.raises(DatasetError, match=r"2 row\(s\).*w5.png crop 0:"):
         load_split(smaller, path)
+
+
+def test_split_files_of_older_runs_with_a_part_column_still_load(tmp_path):
+    samples = [Sample(ROOT / f"w{i}.png", label=["ok", "defect"][i % 2], group=f"w{i}") for i in range(6)]
+    index = DatasetIndex(ROOT, "folders", samples, ["ok", "defect"], frozenset({"defect"}))
+    split = make_split(index, val_fraction=0.2, test_fraction=0.2, seed=1)
+    path = tmp_path / "split.csv"
+    save_split(index, split, path)
+    old = tmp_path / "old.csv"
+    lines = path.read_text().splitlines()
+    old.write_text("\n".join([lines[0], lines[1].replace(",split", ",part"), *lines[2:]]) + "\n")
+    loaded = load_split(index, old)
+    assert (loaded.train, loaded.val, loaded.test) == (split.train, split.val, split.test)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("path,crop,label,group\nw0.png,,ok,w0\n")
+    with pytest.raises(DatasetError, match=r"needs columns path, crop, split.*got \['path', 'crop'"):
+        load_split(index, bad)
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text("path,crop,label,group,split\nw0.png,,ok,w0,holdout\n")
+    with pytest.raises(DatasetError, match=r"wrong.csv:2: split 'holdout' is not one of train, val, test"):
+        load_split(index, wrong)

@@ -319,14 +319,22 @@ def _crop_key(crop: tuple[int, int, int, int] | None) -> str:
     return "" if crop is None else ":".join(str(v) for v in crop)
 
 
+# The split file's train/val/test column; split files of older runs call it "part".
+SPLIT_COLUMN = "split"
+_OLD_SPLIT_COLUMN = "part"
+
+
 def save_split(index: DatasetIndex, split: Split, path: str | Path) -> None:
-    """Write a split as CSV (path, crop, label, group, part); paths relative to the dataset root."""
+    """Write a split as CSV (path, crop, label, group, split); paths relative to the dataset root.
+
+    "split" holds train/val/test; "group" the unit kept in one split (e.g. the cast part).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as f:
         f.write(f"# flawscope split seed={split.seed} method={split.method}\n")
         writer = csv.writer(f)
-        writer.writerow(["path", "crop", "label", "group", "part"])
+        writer.writerow(["path", "crop", "label", "group", SPLIT_COLUMN])
         for part in PARTS:
             for i in split.part(part):
                 s = index.samples[i]
@@ -336,7 +344,8 @@ def save_split(index: DatasetIndex, split: Split, path: str | Path) -> None:
 def load_split(index: DatasetIndex, path: str | Path) -> Split:
     """Read a split written by `save_split`, matching rows to samples by (path, crop).
 
-    Samples of the index that the file does not list stay out of every part.
+    Samples of the index that the file does not list stay out of every part. Files of older runs, whose
+    train/val/test column is called "part", are read too.
     """
     path = Path(path)
     if not path.is_file():
@@ -352,14 +361,18 @@ def load_split(index: DatasetIndex, path: str | Path) -> Split:
         else:
             f.seek(0)
         reader = csv.DictReader(f)
-        if reader.fieldnames is None or not {"path", "crop", "part"} <= set(reader.fieldnames):
-            raise DatasetError(f"split file {path} needs columns path, crop, part; got {reader.fieldnames}")
+        names = set(reader.fieldnames or ())
+        column = SPLIT_COLUMN if SPLIT_COLUMN in names else _OLD_SPLIT_COLUMN
+        if not {"path", "crop", column} <= names:
+            raise DatasetError(f"split file {path} needs columns path, crop, {SPLIT_COLUMN}; got "
+                               f"{reader.fieldnames}; write it with save_split (or take a run's split.csv)")
         for line, row in enumerate(reader, start=2):
-            if row["part"] not in PARTS:
-                raise DatasetError(f"{path}:{line}: part {row['part']!r} is not one of {', '.join(PARTS)}")
+            part = row[column]
+            if part not in PARTS:
+                raise DatasetError(f"{path}:{line}: {SPLIT_COLUMN} {part!r} is not one of {', '.join(PARTS)}")
             key = (row["path"], row["crop"])
             if key in lookup:
-                parts[row["part"]].append(lookup[key])
+                parts[part].append(lookup[key])
             else:
                 missing.append(f"{row['path']}" + (f" crop {row['crop']}" if row["crop"] else ""))
     if missing:
