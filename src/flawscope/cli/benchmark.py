@@ -51,9 +51,12 @@ def register(app: typer.Typer) -> None:
         epochs: Annotated[int | None, typer.Option(help="Maximum epochs per run.")] = None,
         input_size: Annotated[str | None, typer.Option(help="Model input size: 224 or HxW.")] = None,
         batch_size: Annotated[int | None, typer.Option(help="Samples per step.")] = None,
-        limit_batches: Annotated[
-            float | None, typer.Option(help="Batches per epoch (int) or fraction, for smoke runs.")
+        limit_batches: Annotated[float | None, typer.Option(
+            help="Batches per epoch for smoke runs: a count (1 = one batch) or a fraction in (0, 1).")
         ] = None,
+        ok_classes: Annotated[list[str] | None, typer.Option(
+            "--ok-class", help="A defect-free class (repeatable); every other class is defective. "
+            "Default: ok-like names (ok, good, normal, free, ok_front, ...).")] = None,
         out: Annotated[Path, typer.Option(help="Benchmark folder.")] = Path("benchmark"),
         config: Annotated[
             Path | None, typer.Option(help="YAML of train options shared by every run.")
@@ -78,7 +81,7 @@ def register(app: typer.Typer) -> None:
         from flawscope.training.config import TrainConfig
 
         options = {"epochs": epochs, "input_size": input_size, "batch_size": batch_size,
-                   "limit_batches": limit_batches}
+                   "limit_batches": limit_batches, "ok_classes": list(ok_classes) if ok_classes else None}
         overrides = {**_overrides(set_ or []), **{k: v for k, v in options.items() if v is not None}}
         base = (TrainConfig.from_yaml(config, **overrides) if config
                 else TrainConfig.from_dict(overrides, "benchmark options"))

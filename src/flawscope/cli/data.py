@@ -172,7 +172,7 @@ def split_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="Split .csv to write.")],
     val_fraction: Annotated[float, typer.Option(help="Share of samples (by group) for validation.")] = 0.15,
     test_fraction: Annotated[float, typer.Option(help="Share of samples (by group) for test.")] = 0.15,
-    by_group: Annotated[bool, typer.Option(help="Keep each group (series, part) in one part.")] = True,
+    by_group: Annotated[bool, typer.Option(help="Keep each group (series, cast part) in one split.")] = True,
     seed: Annotated[int, typer.Option(help="Split seed; the same seed gives the same split.")] = 0,
     format: Annotated[str, typer.Option("--format", "-f", help="Dataset format, or 'auto'.")] = "auto",
 ) -> None:

@@ -32,6 +32,9 @@ def register(app: typer.Typer) -> None:
             int | None, typer.Option(help="Segmenters: sliding-window tile. Default: the model's input size.")
         ] = None,
         overlap: Annotated[int | None, typer.Option(help="Segmenters: tile overlap (tile/4).")] = None,
+        ok_classes: Annotated[list[str] | None, typer.Option(
+            "--ok-class", help="A defect-free class of the dataset (repeatable); every other class is "
+            "defective. Default: the model's own defective classes decide.")] = None,
     ) -> None:
         """Evaluate a trained model: metrics.json, report.html and predictions.csv."""
         from rich.console import Console
@@ -39,7 +42,8 @@ def register(app: typer.Typer) -> None:
         from flawscope.evaluation.evaluate import evaluate
 
         result = evaluate(model, data=data, split=split, out=out, threshold=threshold, format=format,
-                          batch_size=batch_size, device=device, tile=tile, overlap=overlap)
+                          batch_size=batch_size, device=device, tile=tile, overlap=overlap,
+                          ok_classes=list(ok_classes) if ok_classes else None)
         console = Console()
         console.print(_table(result.metrics))
         for note in result.metrics["notes"][1:]:

@@ -189,8 +189,8 @@ def run_benchmark(
         out: benchmark folder.
         folds: k for group k-fold cross-validation (each sample tested once); exclusive with seeds.
         seeds: seeds of repeated runs (each seeds the split, sampling and initialisation); default (0,).
-        base: the shared training options (epochs, input_size, lr, ...); data, model, task, seed, out and
-            name are set per run.
+        base: the shared training options (epochs, input_size, lr, ok_classes, ...); data, model, task, seed,
+            out and name are set per run.
         latency_batch_sizes: batch sizes timed; the first gives the table's CPU/GPU ms per image.
         latency_iters: timed forward passes per batch size.
         latency_threads: CPU threads for the latency measurement (torch.set_num_threads); None = torch's
@@ -262,7 +262,8 @@ def run_benchmark(
                 train(run_cfg, progress=progress)
             run_dirs.append(run_dir)
             metrics = json.loads((run_dir / "metrics.json").read_text())
-            ev = evaluate(run_dir, split="test", out=run_dir / "eval-test", write_report=False)
+            ev = evaluate(run_dir, split="test", out=run_dir / "eval-test", write_report=False,
+                          ok_classes=run_cfg.ok_classes or None)
             ys, ss = pooled.setdefault(model, ([], []))
             with ev.predictions_path.open(newline="") as f:
                 for r in csv.DictReader(f):

@@ -2,10 +2,32 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 MONITOR = "val_loss"
+
+# Lightning's rank-zero messages go through these loggers (lightning_utilities' rank_zero_info).
+_LIGHTNING_INFO_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
+
+
+class _NoAdvertFilter(logging.Filter):
+    """Drops Lightning's "Tip: ... install litlogger" advert, printed by every Trainer (even when quiet)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in str(record.msg).lower()
+
+
+_NO_ADVERT = _NoAdvertFilter()
+
+
+def silence_lightning_tips() -> None:
+    """Keep Lightning's litlogger advert out of a run's output (idempotent; other messages are kept)."""
+    for name in _LIGHTNING_INFO_LOGGERS:
+        logger = logging.getLogger(name)
+        if _NO_ADVERT not in logger.filters:
+            logger.addFilter(_NO_ADVERT)
 
 
 def build_callbacks(
@@ -50,6 +72,7 @@ def build_loggers(run_dir: str | Path) -> list[Any]:
     """CSV (logs/metrics.csv) and TensorBoard (logs/tensorboard/) loggers, both inside the run folder."""
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
+    silence_lightning_tips()  # the Trainer these loggers are built for prints the advert on creation
     run_dir = Path(run_dir)
     # version="" keeps one fixed folder per run (no version_0, version_1 ...); a resumed run appends to it.
     return [
