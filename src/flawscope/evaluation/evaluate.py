@@ -92,8 +92,8 @@ def resolve_source(source: str | Path) -> ModelSource:
                        split if split.is_file() else None)
 
 
-def _load_index(src: ModelSource, model: FlawModel, data: str | Path | None, format: str | None
-                ) -> DatasetIndex:
+def _load_index(src: ModelSource, model: FlawModel, data: str | Path | None, format: str | None,
+                ok_classes: list[str] | None = None) -> DatasetIndex:
     from flawscope.data.sources import load_dataset
 
     run_data = src.run_config.get("data") or None
@@ -107,7 +107,8 @@ def _load_index(src: ModelSource, model: FlawModel, data: str | Path | None, for
     same = run_data is not None and (data is None or Path(data).resolve() == Path(run_data).resolve())
     fmt = format or (src.run_config.get("format", "auto") if same else "auto")
     index = load_dataset(path, format=fmt, on_bad_file=src.run_config.get("on_bad_file", "error"),
-                         defective_classes=model.config.defective_classes)
+                         defective_classes=None if ok_classes else model.config.defective_classes,
+                         ok_classes=ok_classes or None)
     names = list(model.config.class_names)
     unknown = sorted({s.label for s in index.samples if s.label} - set(names))
     if unknown and model.config.task == "classify":
@@ -166,6 +167,7 @@ def evaluate(
     tile: int | None = None,
     overlap: int | None = None,
     write_report: bool = True,
+    ok_classes: list[str] | None = None,
 ) -> EvaluationResult:
     """Evaluate a trained model and write metrics.json, report.html and predictions.csv.
 
@@ -183,6 +185,8 @@ def evaluate(
         tile, overlap: sliding-window tile size and overlap for segmenters (default: the model's input
             size and a quarter tile).
         write_report: False skips report.html (e.g. inside a benchmark); report_path is then None.
+        ok_classes: the dataset's defect-free classes (every other class is defective); default: the
+            model's own defective classes decide.
 
     Raises:
         ConfigError / DatasetError: bad options, a dataset the split does not fit, labels the model lacks.
@@ -196,7 +200,7 @@ def evaluate(
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     src = resolve_source(source)
     model = load_model(src.model_file)
-    index = _load_index(src, model, data, format)
+    index = _load_index(src, model, data, format, ok_classes)
     positions, origin = _positions(index, split, src)
     if not positions:
         raise DatasetError(f"the {split} selection ({origin}) of dataset {index.root} is empty; pick another")
