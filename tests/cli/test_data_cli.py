@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from flawscope.cli.main import app
 from flawscope.data.sources import load_dataset
 from flawscope.data.sources.manifest import write_manifest
-from helpers.datasets import make_gdxray_dataset, make_manifest_dataset
+from helpers.datasets import make_folders_dataset, make_gdxray_dataset, make_manifest_dataset
 
 runner = CliRunner()
 
@@ -49,3 +49,15 @@ def test_data_summary_unknown_format_is_clear(tmp_path: Path) -> None:
     result = runner.invoke(app, ["data", "summary", str(tmp_path / "empty")])
     assert result.exit_code != 0
     assert "format" in str(result.exception or result.output).lower()
+
+
+def test_data_split_takes_ok_classes(tmp_path: Path) -> None:
+    root = make_folders_dataset(tmp_path / "ds", {"class_0": 6, "class_1": 6})
+    out = tmp_path / "split.csv"
+    args = ["data", "split", str(root), "--out", str(out), "--val-fraction", "0.25",
+            "--test-fraction", "0.25"]
+    refused = runner.invoke(app, args)  # every class is defective: no ok sample for the parts
+    assert refused.exit_code != 0
+    result = runner.invoke(app, [*args, "--ok-class", "class_0"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert out.read_text().splitlines()[1] == "path,crop,label,group,split"

@@ -114,6 +114,47 @@ def test_skipped_and_unreadable_files(tmp_path: Path):
     assert s.num_images == 6 and sum(s.image_sizes.values()) == 5
 
 
+def _with_bad_files(root: Path) -> Path:
+    """A folders dataset plus a truncated JPEG (its header reads fine), a zero-byte PNG and a broken mask."""
+    from helpers.images import write_truncated_jpeg, write_zero_byte
+
+    write_truncated_jpeg(root / "ok" / "cut.jpg", 32, 32)
+    write_zero_byte(root / "defect" / "empty.png")
+    return root
+
+
+def test_decode_names_every_unreadable_file(tmp_path: Path):
+    root = _with_bad_files(make_folders_dataset(tmp_path / "ds"))
+    index = load_dataset(root, on_bad_file="skip")
+    assert [p.path.name for p in index.skipped] == ["empty.png"]  # the header of cut.jpg reads fine
+    headers = summarize(index, decode=False)
+    assert not headers.decoded and "cut.jpg" not in " ".join(p.message for p in headers.problems)
+    s = summarize(index)  # 6 images: at most 2000, so decoded by default
+    assert s.decoded
+    bad = {Path(path).name for p in s.problems if p.severity == "error" for path in p.paths}
+    assert bad == {"cut.jpg", "empty.png"}
+    [cut] = [p for p in s.problems if p.paths == (str(root / "ok" / "cut.jpg"),)]
+    assert cut.kind == "unreadable" and "cut.jpg" in cut.message
+    assert s.to_dict()["decoded"] is True
+
+
+def test_decode_checks_mask_files_too(tmp_path: Path):
+    root = make_manifest_dataset(tmp_path)
+    (root / "masks" / "im_0.png").write_bytes((root / "masks" / "im_0.png").read_bytes()[:60])
+    s = summarize(load_dataset(root, on_bad_file="skip"), decode=True)
+    assert any(p.paths and p.paths[-1].endswith("masks/im_0.png") and p.severity == "error"
+               for p in s.problems), s.problems
+
+
+def test_decode_default_depends_on_the_number_of_images(tmp_path: Path, monkeypatch):
+    import flawscope.data.summary as summary_mod
+
+    index = load_dataset(make_folders_dataset(tmp_path))
+    monkeypatch.setattr(summary_mod, "DECODE_MAX_IMAGES", 4)
+    assert not summarize(index).decoded  # 5 images > 4: headers only unless asked
+    assert summarize(index, decode=True).decoded
+
+
 def test_deep_decides_defective_from_masks(tmp_path: Path):
     index = load_dataset(make_image_mask_dataset(tmp_path, n=4, defective=1))
     shallow = summarize(index)
@@ -169,14 +210,30 @@ def test_cli_summary_prints_tables_and_writes_json(tmp_path: Path, cli):
 def test_cli_summary_options(tmp_path: Path, cli):
     root = make_folders_dataset(tmp_path, {"a": 2, "b": 1})
     (root / "a" / "bad.png").write_bytes(b"")
-    result = cli("data", "summary", root, "--on-bad-file", "skip", "--defective-class", "b", "--json",
-                 tmp_path / "s.json")
+    result = cli("data", "summary", root, "--defective-class", "b", "--json", tmp_path / "s.json")
     assert result.exit_code == 0, result.output
     data = json.loads((tmp_path / "s.json").read_text())
     assert data["defective_classes"] == ["b"] and data["skipped"] == 1 and data["defective"] == 1
-    bad = cli("data", "summary", root)
-    assert isinstance(bad.exception, FlawscopeError) and "--on-bad-file skip" in str(bad.exception)
+    result = cli("data", "summary", root, "--ok-class", "a", "--json", tmp_path / "ok.json")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "ok.json").read_text())["defective_classes"] == ["b"]
+    both = cli("data", "summary", root, "--ok-class", "a", "--defective-class", "b")
+    assert isinstance(both.exception, FlawscopeError) and "not both" in str(both.exception)
     assert cli("data", "summary", root, "--on-bad-file", "ignore").exit_code == 2
+
+
+def test_cli_summary_lists_every_bad_file(tmp_path: Path, cli):
+    root = _with_bad_files(make_folders_dataset(tmp_path / "ds"))
+    for args in ([], ["--on-bad-file", "error"], ["--on-bad-file", "skip"]):
+        result = cli("data", "summary", root, *args, "--json", tmp_path / "s.json")
+        assert result.exit_code == 0, result.output
+        problems = json.loads((tmp_path / "s.json").read_text())["problems"]
+        named = {Path(path).name for p in problems if p["severity"] == "error" for path in p["paths"]}
+        assert named == {"cut.jpg", "empty.png"}
+        assert "cut.jpg" in result.output and "empty.png" in result.output
+    result = cli("data", "summary", root, "--no-decode", "--json", tmp_path / "h.json")
+    assert result.exit_code == 0 and "cut.jpg" not in result.output
+    assert json.loads((tmp_path / "h.json").read_text())["decoded"] is False
 
 
 def test_cli_formats_lists_all(cli):

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
+from flawscope.data.summary import DECODE_MAX_IMAGES
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -26,19 +28,29 @@ def summary_command(
     root: Annotated[Path, typer.Argument(help="Dataset folder, or a manifest .csv file.")],
     format: Annotated[str, typer.Option(
         "--format", "-f", help="Dataset format (see `flawscope data formats`), or 'auto'.")] = "auto",
-    on_bad_file: Annotated[Literal["error", "skip"], typer.Option(
-        "--on-bad-file",
-        help="'error' stops at the first unreadable file; 'skip' leaves it out and lists it.")] = "error",
+    on_bad_file: Annotated[Literal["error", "skip"] | None, typer.Option(
+        "--on-bad-file", hidden=True,
+        help="Accepted for older scripts; a summary always lists every unreadable file.")] = None,
     defective_class: Annotated[list[str] | None, typer.Option(
         "--defective-class", help="A class name that counts as defective (repeat for several); "
         "default: every class except ok-like names (ok, good, free, normal, ...).")] = None,
+    ok_class: Annotated[list[str] | None, typer.Option(
+        "--ok-class", help="A defect-free class name (repeat for several); every other class is defective. "
+        "Exclusive with --defective-class.")] = None,
+    decode: Annotated[bool | None, typer.Option(
+        "--decode/--no-decode", help="Decode every image and mask in full to find truncated or corrupt "
+        f"files (default: decode when the dataset has at most {DECODE_MAX_IMAGES} images, else headers only)."
+    )] = None,
     deep: Annotated[bool, typer.Option("--deep", help="Also decode masks: defect status from mask pixels, "
                                        "masks that contradict labels.")] = False,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the summary as JSON here.")] = (
         None
     ),
 ) -> None:
-    """Count classes, splits, groups, sizes, masks and boxes of a dataset, and list its problems."""
+    """Count classes, splits, groups, sizes, masks and boxes of a dataset, and list all of its problems.
+
+    Unreadable files never stop the summary: each one is listed among the problems.
+    """
     import json
 
     from rich.console import Console
@@ -48,10 +60,11 @@ def summary_command(
 
     console = Console()
     with console.status(f"indexing {root} ..."):
-        index = load_dataset(root, format=format, on_bad_file=on_bad_file,
-                             defective_classes=defective_class or None)
-    with console.status(f"reading headers of {len(index)} samples ..."):
-        summary = summarize(index, deep=deep)
+        # Skip (and so list) bad files: a summary names them all instead of stopping at the first.
+        index = load_dataset(root, format=format, on_bad_file="skip",
+                             defective_classes=defective_class or None, ok_classes=ok_class or None)
+    with console.status(f"checking {len(index)} samples ..."):
+        summary = summarize(index, deep=deep, decode=decode)
     print_summary(summary, console)
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
@@ -142,6 +155,8 @@ def patches_command(
     ok_per_image: Annotated[int, typer.Option(help="With --xdefects: defect-free patches per image.")] = 4,
     format: Annotated[str, typer.Option("--format", "-f", help="Dataset format, or 'auto'.")] = "auto",
     on_bad_file: Annotated[Literal["error", "skip"], typer.Option("--on-bad-file")] = "error",
+    ok_class: Annotated[list[str] | None, typer.Option(
+        "--ok-class", help="A defect-free class name (repeatable); every other class is defective.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for sampled patches.")] = 0,
 ) -> None:
     """Cut large images into patches at native resolution and write them as a manifest of crops."""
@@ -152,7 +167,7 @@ def patches_command(
     from flawscope.data.sources.manifest import write_manifest
 
     console = Console()
-    index = load_dataset(root, format=format, on_bad_file=on_bad_file)
+    index = load_dataset(root, format=format, on_bad_file=on_bad_file, ok_classes=ok_class or None)
     if xdefects:
         patches = xdefects_patches(index, size=size, n_ok_per_image=ok_per_image, seed=seed)
     else:
@@ -175,6 +190,8 @@ def split_command(
     by_group: Annotated[bool, typer.Option(help="Keep each group (series, cast part) in one split.")] = True,
     seed: Annotated[int, typer.Option(help="Split seed; the same seed gives the same split.")] = 0,
     format: Annotated[str, typer.Option("--format", "-f", help="Dataset format, or 'auto'.")] = "auto",
+    ok_class: Annotated[list[str] | None, typer.Option(
+        "--ok-class", help="A defect-free class name (repeatable); every other class is defective.")] = None,
 ) -> None:
     """Make a reproducible, group-aware, stratified train/val/test split and save it as a manifest."""
     from rich.console import Console
@@ -182,7 +199,7 @@ def split_command(
     from flawscope.data.sources import load_dataset
     from flawscope.data.splits import check_split, make_split, save_split
 
-    index = load_dataset(root, format=format)
+    index = load_dataset(root, format=format, ok_classes=ok_class or None)
     split = make_split(index, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed,
                        by_group=by_group)
     check_split(index, split, by_group=by_group)

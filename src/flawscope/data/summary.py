@@ -1,8 +1,13 @@
 """What a dataset holds and what is wrong with it, before any training: `summarize(index)`.
 
-Reads image and mask headers (no pixel decoding) and hashes every image file (SHA-1), so a summary of a few
-thousand images takes seconds. `deep=True` also decodes masks: it decides `defective` for samples that only
-have a mask, and flags defective samples with empty masks and ok samples with defect pixels.
+Reads image and mask headers and hashes every image file (SHA-1). `decode=True` (the default for datasets of
+at most DECODE_MAX_IMAGES images) also decodes every image and mask file in full, so a file whose header
+reads but whose pixels do not (a truncated JPEG) is named among the problems too. `deep=True` also decodes
+masks: it decides `defective` for samples that only have a mask, and flags defective samples with empty
+masks and ok samples with defect pixels.
+
+Every bad file is listed; none stops the summary. Load the index with `on_bad_file="skip"` so that files
+the indexer cannot use are listed (as "skipped") rather than raised.
 """
 
 from __future__ import annotations
@@ -13,10 +18,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from flawscope.data.sample import DatasetIndex, RleMask, Sample
-from flawscope.errors import FlawscopeError
+from flawscope.errors import FlawscopeError, ImageReadError
 
 if TYPE_CHECKING:
     pass
+
+# Datasets up to this many image files are decoded in full by default (a few seconds); larger ones on request.
+DECODE_MAX_IMAGES = 2000
 
 Severity = Literal["error", "warning", "info"]
 
@@ -30,8 +38,8 @@ class Problem:
     """One finding about a dataset.
 
     Attributes:
-        kind: machine-readable kind: skipped, empty_class, single_class, unreadable, mask_size_mismatch,
-            crop_outside_image, box_outside_image, duplicate, duplicate_across_splits,
+        kind: machine-readable kind: skipped, empty_class, single_class, unreadable, bad_mask,
+            mask_size_mismatch, crop_outside_image, box_outside_image, duplicate, duplicate_across_splits,
             duplicate_across_groups, duplicate_conflicting_labels, empty_mask_on_defective, mask_on_ok.
         severity: "error" (results would be wrong: leaks, unreadable files), "warning", or "info".
         message: one line a person can act on.
@@ -64,7 +72,8 @@ class DatasetSummary:
         flaw_types: samples per flaw type.
         skipped: files the index left out.
         problems: everything worth a look, errors first.
-        deep: whether masks were decoded.
+        deep: whether masks were decoded to decide defect status.
+        decoded: whether every image and mask file was decoded in full (not only its header).
     """
 
     root: str
@@ -88,6 +97,7 @@ class DatasetSummary:
     skipped: int
     problems: list[Problem] = field(default_factory=list)
     deep: bool = False
+    decoded: bool = False
 
     def to_dict(self) -> dict:
         """Plain dict (JSON friendly: string keys, lists)."""
@@ -118,26 +128,55 @@ def _sorted_counts(counter: Counter) -> dict:
     return dict(sorted(counter.items(), key=lambda kv: (-kv[1], str(kv[0]))))
 
 
-def summarize(index: DatasetIndex, deep: bool = False) -> DatasetSummary:
+def _decode_problems(samples: list[Sample], readable: set[Path]) -> list[Problem]:
+    """Decode every image (with a readable header) and mask file in full; one problem per file that fails."""
+    from flawscope.data.io import load_mask, read_raw
+
+    problems: list[Problem] = []
+    for path in sorted(readable):
+        try:
+            read_raw(path)
+        except FlawscopeError as err:
+            problems.append(Problem("unreadable", "error", f"{err}; its header reads but its pixels do not "
+                                    "(a truncated or corrupt file): re-export or remove it", (str(path),)))
+    masks = sorted({(s.mask, s.image) for s in samples if isinstance(s.mask, Path) and s.image in readable},
+                   key=lambda m: (str(m[0]), str(m[1])))
+    seen: set[Path] = set()
+    for mask, image in masks:
+        if mask in seen:  # patches of one image share its mask
+            continue
+        seen.add(mask)
+        try:
+            load_mask(mask)
+        except FlawscopeError as err:
+            kind = "unreadable" if isinstance(err, ImageReadError) else "bad_mask"  # e.g. values not binary
+            problems.append(Problem(kind, "error", f"mask of {image}: {err}", (str(image), str(mask))))
+    return problems
+
+
+def summarize(index: DatasetIndex, deep: bool = False, decode: bool | None = None) -> DatasetSummary:
     """Summarize an index: counts, image size/bit-depth histograms, and problems (see `Problem.kind`).
 
     Args:
-        index: from `load_dataset`.
+        index: from `load_dataset` (with on_bad_file="skip", so that every bad file is listed).
         deep: also decode masks (slower): decide unknown `defective` from masks, check masks against labels.
+        decode: decode every image and mask file in full, naming each one that fails; None = decode when
+            the index has at most DECODE_MAX_IMAGES image files.
     """
     from flawscope.data.io import file_digest, image_info, load_mask
 
     samples = index.samples
     problems: list[Problem] = []
 
-    # Files the index left out; empty class folders are their own kind.
+    # Files the index left out: results would be wrong to ignore them (training stops at them by default),
+    # except empty class folders, which are their own kind.
     for s in index.skipped:
         if s.reason.startswith(EMPTY_CLASS_REASON):
             problems.append(Problem("empty_class", "warning", f"class folder {s.path} holds no images; "
                                     "it was left out of the classes", (str(s.path),)))
         else:
             problems.append(
-                Problem("skipped", "warning", f"{s.path} was skipped: {s.reason}", (str(s.path),)))
+                Problem("skipped", "error", f"{s.path} was skipped: {s.reason}", (str(s.path),)))
 
     # Headers of every distinct image.
     infos = {}
@@ -146,6 +185,13 @@ def summarize(index: DatasetIndex, deep: bool = False) -> DatasetSummary:
             infos[path] = image_info(path)
         except FlawscopeError as err:
             problems.append(Problem("unreadable", "error", str(err), (str(path),)))
+
+    # Pixels of every file whose header reads (a truncated JPEG has a good header).
+    if decode is None:
+        decode = len({s.image for s in samples}) <= DECODE_MAX_IMAGES
+    if decode:
+        problems.extend(_decode_problems(samples, set(infos)))
+    unreadable = {Path(p) for q in problems if q.kind in ("unreadable", "bad_mask") for p in q.paths[-1:]}
 
     # Masks against their images, crops and boxes against image bounds.
     checked_masks: set[tuple[Path, object]] = set()
@@ -158,7 +204,7 @@ def summarize(index: DatasetIndex, deep: bool = False) -> DatasetSummary:
         if s.mask is not None and (s.image, s.mask) not in checked_masks:  # patches share a mask
             checked_masks.add((s.image, s.mask))
             shape = _mask_shape(s.mask)
-            if isinstance(s.mask, Path):
+            if isinstance(s.mask, Path) and s.mask not in unreadable:  # else named above already
                 try:
                     m = image_info(s.mask)
                     shape = (m.height, m.width)
@@ -235,6 +281,8 @@ def summarize(index: DatasetIndex, deep: bool = False) -> DatasetSummary:
         for i, s in enumerate(samples):
             if s.mask is None or s.image not in infos:
                 continue
+            if isinstance(s.mask, Path) and s.mask in unreadable:
+                continue  # named above already
             if last[0] != s.mask:
                 try:
                     last = (s.mask, load_mask(s.mask))
@@ -295,4 +343,5 @@ def summarize(index: DatasetIndex, deep: bool = False) -> DatasetSummary:
         skipped=len(index.skipped),
         problems=problems,
         deep=deep,
+        decoded=decode,
     )
