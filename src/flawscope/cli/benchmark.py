@@ -52,6 +52,7 @@ def register(app: typer.Typer) -> None:
         input_size: Annotated[str | None, typer.Option(help="Model input size: 224 or HxW.")] = None,
         batch_size: Annotated[int | None, typer.Option(help="Samples per step.")] = None,
         limit_batches: Annotated[float | None, typer.Option(
+            metavar="COUNT|FRACTION",
             help="Batches per epoch for smoke runs: a count (1 = one batch) or a fraction in (0, 1).")
         ] = None,
         ok_classes: Annotated[list[str] | None, typer.Option(

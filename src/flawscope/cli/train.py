@@ -138,7 +138,9 @@ def register(app: typer.Typer) -> None:
         threshold_method: Annotated[str | None, typer.Option(help=_help("threshold_method"))] = None,
         miss_rate_target: Annotated[float | None, typer.Option(help=_help("miss_rate_target"))] = None,
         # A float parses "1" and "0.25" alike; TrainConfig turns whole numbers into batch counts.
-        limit_batches: Annotated[float | None, typer.Option(help=_help("limit_batches"))] = None,
+        limit_batches: Annotated[
+            float | None, typer.Option(metavar="COUNT|FRACTION", help=_help("limit_batches"))
+        ] = None,
         on_bad_file: Annotated[str | None, typer.Option(help=_help("on_bad_file"))] = None,
         cache_dir: Annotated[str | None, typer.Option(help=_help("cache_dir"))] = None,
         config: Annotated[
