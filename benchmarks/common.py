@@ -133,7 +133,7 @@ def md_table(headers: list[str], rows: list[list[Any]], digits: int = 1) -> str:
 def build_model(name: str, size: int, in_chans: int = 1) -> Any:
     """A randomly initialised registry model for `size`×`size` inputs (never downloads weights)."""
     from flawscope.data.config import PreprocessConfig
-    from flawscope.registry import create_model
+    from flawscope.models.registry import create_model
 
     pre = PreprocessConfig(in_chans=in_chans, input_size=(size, size))
     return create_model(name, num_classes=2, in_chans=in_chans, pretrained=None, preprocess=pre)

@@ -42,32 +42,6 @@ def welds_manifest(ctx: Context, size: int) -> tuple[Path, dict[str, Any]]:
                   "radiographs": len(index)}
 
 
-def flaw_recall(result: Any) -> dict[str, Any]:
-    """Flaw-level recall on the test split, from the trained model.pt and the run's split.csv."""
-    import torch
-
-    from flawscope.data.datamodule import FlawDataModule
-    from flawscope.data.sources import load_dataset
-    from flawscope.data.splits import load_split
-    from flawscope.evaluation.segmentation import match_flaws, summarize_flaw_matches
-    from flawscope.training.config import TrainConfig
-    from flawscope.training.module import load_model_from_checkpoint
-
-    cfg = TrainConfig.from_yaml(result.run_dir / "config.yaml")
-    model = load_model_from_checkpoint(result.model_path)
-    index = load_dataset(cfg.data, format=cfg.format)
-    split = load_split(index, result.run_dir / "split.csv")
-    dm = FlawDataModule(index, split, model.config.preprocess, batch_size=32, num_workers=0)
-    matches = []
-    with torch.inference_mode():
-        for batch in dm.test_dataloader():
-            probs = torch.sigmoid(model.forward_outputs(batch["image"])["mask_logits"])
-            for p, m, has in zip(probs, batch["mask"], batch["has_mask"], strict=True):
-                if has and m.any():
-                    matches.append(match_flaws(p[0].numpy(), m[0].numpy() >= 0.5))
-    return summarize_flaw_matches(matches) if matches else {}
-
-
 def _one(ctx: Context, dataset: str, manifest: Path, model: str, s: dict, resize: bool) -> dict[str, Any]:
     result, wall = train_run(
         ctx, f"seg-{dataset}-{model}", data=str(manifest), format="manifest", task="segment", model=model,
@@ -80,7 +54,7 @@ def _one(ctx: Context, dataset: str, manifest: Path, model: str, s: dict, resize
     return {
         "dataset": dataset, "model": model + (" (smp, resnet18 encoder)" if model == "unet" else ""),
         **{k: pixel.get(k) for k in ("precision", "recall", "iou", "miou", "dice")},
-        "flaw_recall": flaw_recall(result).get("flaw_recall"), "image_auroc": test.get("roc_auc"),
+        "flaw_recall": test.get("flaw", {}).get("flaw_recall"), "image_auroc": test.get("roc_auc"),
         "epochs": result.epochs_trained, "s_per_epoch": wall / max(result.epochs_trained, 1),
         "split_sizes": result.metrics.get("split_sizes"), "run_dir": str(result.run_dir),
     }

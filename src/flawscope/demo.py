@@ -95,7 +95,7 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
     from flawscope.evaluation.cost import count_flops, count_params
     from flawscope.evaluation.table import benchmark_table
     from flawscope.models.checkpoint import load_model_from_checkpoint
-    from flawscope.registry import get_model_entry
+    from flawscope.models.registry import get_model_entry
     from flawscope.training.config import TrainConfig
     from flawscope.training.run import train
 

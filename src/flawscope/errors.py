@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -27,3 +28,11 @@ class DatasetError(FlawscopeError):
 
 class ConfigError(FlawscopeError):
     """A configuration value or option is invalid."""
+
+
+def did_you_mean(name: str, choices: Iterable[str], n: int = 3) -> str:
+    """" Did you mean a, b?" for the choices closest to a misspelt name, or "" when none is close."""
+    import difflib
+
+    close = difflib.get_close_matches(str(name), list(choices), n=n)
+    return f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""

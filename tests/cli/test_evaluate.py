@@ -7,36 +7,19 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 from typer.testing import CliRunner
 
 from flawscope.cli.main import app
 from flawscope.errors import ConfigError
-from flawscope.evaluation.evaluate import METRICS_KEYS, PREDICTION_COLUMNS, evaluate
+from flawscope.evaluation.evaluate import METRICS_KEYS, evaluate
+from flawscope.inference.records import prediction_columns
 from flawscope.training.config import TrainConfig
 from flawscope.training.run import train
+from helpers.datasets import blob_image, save
 
 runner = CliRunner()
 SIZE = 32
-
-
-def _blob(seed: int, defective: bool, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Dim noise; defective images hold a bright 6x6 blob at a seeded place (returned as the mask too)."""
-    rng = np.random.default_rng(seed)
-    img = rng.integers(40, 90, size=(size, size), dtype=np.uint8)
-    mask = np.zeros((size, size), dtype=bool)
-    if defective:
-        r, c = (int(v) for v in rng.integers(2, size - 8, 2))
-        mask[r : r + 6, c : c + 6] = True
-        img[mask] = 230
-    return img, mask
-
-
-def _save(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(array.astype(np.uint8) * 255 if array.dtype == bool else array).save(path)
 
 
 def _train(root: Path, out: Path, **options: object) -> Path:
@@ -54,7 +37,7 @@ def cls_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("cls")
     for i in range(20):
         name = "defect" if i % 2 else "ok"
-        _save(base / "data" / name / f"{name}_{i:02d}.png", _blob(i, i % 2 == 1, SIZE)[0])
+        save(base / "data" / name / f"{name}_{i:02d}.png", blob_image(i, i % 2 == 1, SIZE, blob=6)[0])
     return _train(base / "data", base / "runs", model="small_cnn")
 
 
@@ -64,9 +47,9 @@ def seg_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("seg")
     rows = []
     for i in range(16):
-        img, mask = _blob(100 + i, i % 2 == 0, 48)
-        _save(base / "data" / "images" / f"im{i:02d}.png", img)
-        _save(base / "data" / "masks" / f"im{i:02d}.png", mask)
+        img, mask = blob_image(100 + i, i % 2 == 0, 48, blob=6)
+        save(base / "data" / "images" / f"im{i:02d}.png", img)
+        save(base / "data" / "masks" / f"im{i:02d}.png", mask)
         rows.append([f"images/im{i:02d}.png", "defect" if mask.any() else "ok", f"masks/im{i:02d}.png",
                      int(mask.any())])
     with (base / "data" / "manifest.csv").open("w", newline="") as f:
@@ -94,7 +77,7 @@ def test_evaluate_run_folder_matches_the_runs_own_test_metrics(cls_run: Path, tm
         assert metrics["metrics"][key] == run["test"][key], key
     assert metrics["n_samples"] == run["split_sizes"]["test"] == metrics["metrics"]["n"]
     rows = _rows(out / "predictions.csv")
-    assert list(rows[0]) == list(PREDICTION_COLUMNS)
+    assert list(rows[0]) == prediction_columns(["ok", "defect"], segment=False)
     assert len(rows) == metrics["n_samples"]
     assert sum(r["decision"] == "defect" and r["defective"] == "1" for r in rows) == metrics["metrics"]["TP"]
     report = (out / "report.html").read_text()

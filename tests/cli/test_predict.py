@@ -7,6 +7,7 @@ layer is set so that every pixel is defective, which makes its masks and flaw si
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,20 +21,11 @@ from flawscope.data.config import PreprocessConfig
 from flawscope.deploy.predict import collect_images, predict_files
 from flawscope.errors import ConfigError
 from flawscope.models.checkpoint import save_model
-from flawscope.registry import create_model
+from flawscope.models.registry import create_model
+from helpers.datasets import blob_image, save
 
 runner = CliRunner()
 SIZE = 32
-
-
-def _blob_image(path: Path, seed: int, defective: bool, shape: tuple[int, int] = (SIZE, SIZE)) -> Path:
-    rng = np.random.default_rng(seed)
-    img = rng.integers(40, 90, size=shape, dtype=np.uint8)
-    if defective:
-        img[8:16, 10:20] = 230
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(img).save(path)
-    return path
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -45,8 +37,7 @@ def _classifier(tmp_path: Path, resize: bool = True, name: str = "cls", **config
     torch.manual_seed(0)
     model = create_model("small_cnn", num_classes=2, in_chans=1,
                          preprocess=PreprocessConfig(input_size=(SIZE, SIZE), resize=resize))
-    for key, value in config.items():
-        setattr(model.config, key, value)
+    model.config = replace(model.config, **config)
     (tmp_path / name).mkdir(exist_ok=True)
     return save_model(model, tmp_path / name / "model.pt")
 
@@ -69,8 +60,8 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
 def test_predict_folder_lists_corrupt_file_and_leaves_inputs_alone(tmp_path: Path) -> None:
     images = tmp_path / "images"
     for i in range(4):
-        _blob_image(images / f"part_{i}.png", i, defective=i % 2 == 1)
-    _blob_image(images / "sub" / "part_9.png", 9, defective=True)
+        save(images / f"part_{i}.png", blob_image(i, i % 2 == 1)[0])
+    save(images / "sub" / "part_9.png", blob_image(9, True)[0])
     (images / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
     (images / "notes.txt").write_text("operator notes")
     before = _snapshot(images)
@@ -88,7 +79,7 @@ def test_predict_folder_lists_corrupt_file_and_leaves_inputs_alone(tmp_path: Pat
     assert sorted(Path(r["path"]).name for r in rows) == ["part_0.png", "part_1.png", "part_2.png",
                                                          "part_3.png", "part_9.png"]
     for r in rows:
-        p = float(r["p_defect"])
+        p = float(r["score"])
         assert 0.0 <= p <= 1.0
         assert r["decision"] == ("defect" if p >= 0.5 else "ok")
         assert float(r["prob_ok"]) + float(r["prob_defect"]) == pytest.approx(1.0, abs=1e-5)
@@ -96,7 +87,7 @@ def test_predict_folder_lists_corrupt_file_and_leaves_inputs_alone(tmp_path: Pat
 
 
 def test_decisions_follow_model_threshold_and_reject_band(tmp_path: Path) -> None:
-    images = [_blob_image(tmp_path / "in" / f"x{i}.png", i, defective=bool(i % 2)) for i in range(3)]
+    images = [save(tmp_path / "in" / f"x{i}.png", blob_image(i, i % 2 == 1)[0]) for i in range(3)]
     everything = predict_files(_classifier(tmp_path, name="t0", threshold=0.0), images, tmp_path / "a")
     assert everything.decisions == {"ok": 0, "defect": 3, "unsure": 0}
     unsure = predict_files(_classifier(tmp_path, name="rb", reject_band=(0.0, 1.0)), images, tmp_path / "b")
@@ -104,16 +95,17 @@ def test_decisions_follow_model_threshold_and_reject_band(tmp_path: Path) -> Non
 
 
 def test_patch_classifier_scores_tiles_of_a_large_image(tmp_path: Path) -> None:
-    image = _blob_image(tmp_path / "in" / "wide.png", 0, defective=True, shape=(SIZE, 3 * SIZE))
+    image = save(tmp_path / "in" / "wide.png", blob_image(0, True, (SIZE, 3 * SIZE))[0])
     result = predict_files(_classifier(tmp_path, resize=False), [image], tmp_path / "out", overlap=0)
-    top, left, h, w = (int(v) for v in result.rows[0]["tile"].split())
+    top, left, h, w = result.records[0].tile
+    assert _rows(tmp_path / "out" / "predictions.csv")[0]["tile"] == f"{top} {left} {h} {w}"
     assert top == 0 and left in (0, SIZE, 2 * SIZE) and (h, w) == (SIZE, SIZE)
 
 
 @pytest.mark.parametrize(("resize", "tile"), [(True, 32), (True, None), (False, None)])
 def test_segmenter_writes_masks_of_the_image_size(tmp_path: Path, resize: bool, tile: int | None) -> None:
-    big = _blob_image(tmp_path / "in" / "weld.png", 1, defective=True, shape=(48, 80))
-    small = _blob_image(tmp_path / "in" / "small.png", 2, defective=False, shape=(20, 24))
+    big = save(tmp_path / "in" / "weld.png", blob_image(1, True, (48, 80))[0])
+    small = save(tmp_path / "in" / "small.png", blob_image(2, False, (20, 24))[0])
     model = _all_defect_segmenter(tmp_path, resize=resize)
     out = tmp_path / "out"
     args = ["predict", str(model), str(big), str(small), "--out", str(out), "--pixel-size-mm", "0.1"]
@@ -138,7 +130,7 @@ def test_segmenter_writes_masks_of_the_image_size(tmp_path: Path, resize: bool, 
 
 
 def test_output_inside_input_folder_is_refused(tmp_path: Path) -> None:
-    _blob_image(tmp_path / "in" / "a.png", 0, defective=False)
+    save(tmp_path / "in" / "a.png", blob_image(0, False)[0])
     with pytest.raises(ConfigError, match="inside the input folder"):
         collect_images([tmp_path / "in"], tmp_path / "in" / "predictions")
 

@@ -447,7 +447,7 @@ def test_detect_format_lists_formats_when_nothing_matches(tmp_path: Path):
 
 def test_load_dataset_option_errors(tmp_path: Path):
     root = make_folders_dataset(tmp_path)
-    with pytest.raises(ConfigError, match="unknown dataset format 'folder'. Did you mean folders"):
+    with pytest.raises(ConfigError, match="unknown dataset format 'folder'. Did you mean 'folders'"):
         load_dataset(root, format="folder")
     with pytest.raises(ConfigError, match="on_bad_file must be"):
         load_dataset(root, on_bad_file="ignore")  # type: ignore[arg-type]

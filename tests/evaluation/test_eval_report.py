@@ -14,10 +14,10 @@ from flawscope.evaluation.report import (
     Report,
     SegmentationItem,
     add_segmentation_results,
-    overlay_mask,
     write_classification_report,
     write_segmentation_section,
 )
+from flawscope.inference.visual import overlay_mask
 
 VOID = {"meta", "img", "br", "hr", "link", "input"}
 

@@ -11,13 +11,11 @@ import torch
 from flawscope.errors import FlawscopeError
 from flawscope.evaluation.segmentation import (
     PixelMetricAccumulator,
-    describe_flaws,
-    image_score,
-    image_scores,
     match_flaws,
     pixel_counts,
     summarize_flaw_matches,
 )
+from flawscope.inference.records import find_flaws
 
 GT = np.zeros((4, 4), bool)
 GT[:2, :2] = True
@@ -83,31 +81,24 @@ def test_match_flaws_counts() -> None:
     assert s["flaw_recall"] == pytest.approx(2 / 3) and s["false_flaws_per_image"] == 0.5
 
 
-def test_describe_flaws_disc_and_mm() -> None:
+def test_find_flaws_disc_and_mm() -> None:
     yy, xx = np.mgrid[0:64, 0:64]
     r = 10
     mask = (yy - 30) ** 2 + (xx - 25) ** 2 <= r**2
     mask[55:58, 50:60] = True  # a 3 x 10 bar
-    flaws = describe_flaws(mask, pixel_size_mm=0.1)
+    prob = mask * 0.9
+    prob[30, 25] = 0.99
+    flaws = find_flaws(mask, pixel_size_mm=0.1, prob=prob)
     assert len(flaws) == 2
     disc, bar = flaws  # largest first
-    assert disc["equivalent_diameter_px"] == pytest.approx(2 * r, abs=0.3)
-    assert disc["equivalent_diameter_mm"] == pytest.approx(disc["equivalent_diameter_px"] * 0.1)
-    assert disc["area_mm2"] == pytest.approx(disc["area_px"] * 0.01)
-    assert disc["centroid"] == pytest.approx((25.0, 30.0))
-    assert bar["bbox"] == (50, 55, 60, 58) and bar["area_px"] == 30
-    assert describe_flaws(mask)[0]["area_mm2"] is None
-    assert describe_flaws(np.zeros((8, 8))) == []
-
-
-def test_image_scores() -> None:
-    p = np.zeros((8, 8), np.float32)
-    p[0, 0], p[1, 1] = 1.0, 0.5
-    assert image_score(p) == 1.0
-    assert image_score(p, "topk_mean", k=2) == pytest.approx(0.75)
-    assert image_scores(np.stack([p, p * 0.5])).tolist() == [1.0, 0.5]
-    with pytest.raises(FlawscopeError, match="unknown"):
-        image_score(p, "mean")  # type: ignore[arg-type]
+    assert disc.equivalent_diameter_px == pytest.approx(2 * r, abs=0.3)
+    assert disc.equivalent_diameter_mm == pytest.approx(disc.equivalent_diameter_px * 0.1)
+    assert disc.area_mm2 == pytest.approx(disc.area_px * 0.01)
+    assert disc.centroid == pytest.approx((25.0, 30.0))
+    assert disc.score == pytest.approx(0.99) and bar.score == pytest.approx(0.9)
+    assert bar.bbox == (50, 55, 60, 58) and bar.area_px == 30
+    assert find_flaws(mask)[0].area_mm2 is None and find_flaws(mask)[0].score is None
+    assert find_flaws(np.zeros((8, 8))) == []
 
 
 @pytest.mark.real_data
@@ -119,8 +110,8 @@ def test_real_weld_mask(shared_data) -> None:
     if not path.is_file():
         pytest.skip(f"{path} not found")
     mask = np.asarray(Image.open(path)).astype(bool)
-    flaws = describe_flaws(mask, pixel_size_mm=0.1)
-    assert len(flaws) >= 1 and sum(f["area_px"] for f in flaws) == mask.sum()
+    flaws = find_flaws(mask, pixel_size_mm=0.1)
+    assert len(flaws) >= 1 and sum(f.area_px for f in flaws) == mask.sum()
     m = match_flaws(mask, mask)
     assert m.n_gt == len(flaws) and m.recall == 1.0 and m.n_false == 0
     acc = PixelMetricAccumulator()

@@ -4,6 +4,8 @@ Every `make_<format>_dataset(root, ...)` writes under `root` and returns the pat
 Images are written with PIL directly (not flawscope's writer) so reader tests check something. Defective
 images carry a bright square whose mask/box is written with them; everything is deterministic in `seed`.
 `FORMAT_MAKERS` maps format name -> maker, with `EXPECTED` giving what each maker's defaults produce.
+`blob_image` / `write_blob_folder` make the blob task (a bright square at a seeded place) that training,
+evaluation and prediction tests train or run small models on.
 """
 
 from __future__ import annotations
@@ -32,6 +34,37 @@ def tiny_image(
         mask[y1:y2, x1:x2] = True
         img[mask] = 230
     return img, mask
+
+
+def blob_image(
+    seed: int, defective: bool, size: int | tuple[int, int] = SIZE, blob: int = 5
+) -> tuple[np.ndarray, np.ndarray]:
+    """(uint8 image, bool mask): dim noise (40..89); a defective image holds a bright (230) blob×blob square
+    at a seeded place 2 px or more from the border, which is its mask. The blob task small models learn."""
+    h, w = (size, size) if isinstance(size, int) else size
+    rng = np.random.default_rng(seed)
+    img = rng.integers(40, 90, size=(h, w), dtype=np.uint8)
+    mask = np.zeros((h, w), dtype=bool)
+    if defective:
+        r, c = (int(v) for v in rng.integers(2, np.array([h, w]) - blob - 2))
+        mask[r:r + blob, c:c + blob] = True
+        img[mask] = 230
+    return img, mask
+
+
+def write_blob_folder(
+    root: Path, n_per_class: int = 16, size: int = SIZE, seed: int = 0,
+    classes: Sequence[str] = ("ok", "defect"), blob: int = 5,
+) -> Path:
+    """`folders` dataset root/<class>/<class>_<i>.png of `blob_image`s; every class but the first has a blob.
+
+    Image i of the k-th class is drawn from seed + 1000·k + i alone, so the same call in another folder
+    writes the same bytes.
+    """
+    for k, cls in enumerate(classes):
+        for i in range(n_per_class):
+            save(root / cls / f"{cls}_{i:03d}.png", blob_image(seed + 1000 * k + i, k > 0, size, blob)[0])
+    return root
 
 
 def save(path: Path, array: np.ndarray) -> Path:

@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from flawscope.data.tiling import tile_grid
-from flawscope.deploy.sliding import sliding_window_predict
 from flawscope.errors import ConfigError
+from flawscope.inference.sliding import sliding_window_predict
 
 
 def _image(c: int, h: int, w: int, seed: int = 0) -> torch.Tensor:

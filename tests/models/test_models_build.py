@@ -6,6 +6,8 @@ seconds; a few representative models also run a real forward pass.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 from torch import nn
@@ -13,8 +15,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from flawscope.data.config import PreprocessConfig
 from flawscope.errors import ConfigError
-from flawscope.models import build_from_config, count_parameters, create_model, list_models
-from flawscope.models.base import image_probabilities
+from flawscope.models import count_parameters, create_model, list_models
+from flawscope.models.base import ModelConfig
+from flawscope.models.checkpoint import build_model
 from flawscope.models.heads import CAMHead
 
 ALL = list_models()
@@ -162,8 +165,8 @@ def test_parameter_counts_are_plausible() -> None:
 @pytest.mark.parametrize("name", ["sa_bcnn", "resnet18", "unet", "unet_small", "vit_tiny"])
 def test_rebuild_from_config(name: str) -> None:
     model = _meta_model(name, preprocess=PreprocessConfig(input_size=(64, 64)))
-    model.config.threshold = 0.3
-    rebuilt = build_from_config(model.config.to_dict())
+    model.config = replace(model.config, threshold=0.3)
+    rebuilt = build_model(ModelConfig.from_dict(model.config.to_dict()))
     assert rebuilt.config.to_dict() == model.config.to_dict()
     assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {
         k: v.shape for k, v in model.state_dict().items()
@@ -192,14 +195,3 @@ def test_bad_arguments_raise_clear_errors() -> None:
 def test_default_defective_classes_skip_ok_names() -> None:
     model = _meta_model("small_cnn", class_names=["ok", "crack", "pore"])
     assert model.config.defective_classes == ("crack", "pore")
-
-
-def test_image_probabilities_reads_each_kind_of_output() -> None:
-    one = torch.tensor([[0.0], [2.0]])
-    assert torch.allclose(image_probabilities({"logits": one}), torch.sigmoid(one[:, 0]))
-    many = torch.tensor([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]])
-    assert torch.allclose(image_probabilities({"logits": many}), torch.softmax(many, dim=1))
-    masks = torch.full((2, 1, 4, 4), -5.0)
-    masks[1, 0, 2, 3] = 3.0  # one hot pixel makes its image defective
-    probs = image_probabilities({"mask_logits": masks})
-    assert probs.shape == (2,) and torch.allclose(probs, torch.sigmoid(torch.tensor([-5.0, 3.0])))

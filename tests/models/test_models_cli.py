@@ -36,7 +36,7 @@ def test_models_info() -> None:
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["models", "info", "sa_bcn"], "Did you mean sa_bcnn"),
+        (["models", "info", "sa_bcn"], "Did you mean 'sa_bcnn'"),
         (["models", "list", "--task", "detect"], "classify"),
     ],
 )

@@ -4,28 +4,14 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 import typer
-from PIL import Image
 from typer.testing import CliRunner
 
 from flawscope.cli.main import app
 from flawscope.errors import ConfigError
 from flawscope.training.config import TrainConfig
-
-
-def _blob_folder(root, n: int = 12, size: int = 32):
-    rng = np.random.default_rng(0)
-    for k, cls in enumerate(("ok", "defect")):
-        (root / cls).mkdir(parents=True)
-        for i in range(n):
-            img = rng.uniform(0, 70, (size, size))
-            if k:
-                r, c = rng.integers(2, size - 7, 2)
-                img[r:r + 5, c:c + 5] += 180
-            Image.fromarray(img.astype(np.uint8)).save(root / cls / f"{i:03d}.png")
-    return root
+from helpers.datasets import write_blob_folder
 
 
 def test_every_config_field_is_an_option() -> None:
@@ -36,7 +22,7 @@ def test_every_config_field_is_an_option() -> None:
 
 
 def test_train_from_yaml_with_cli_override(tmp_path) -> None:
-    data = _blob_folder(tmp_path / "data")
+    data = write_blob_folder(tmp_path / "data", n_per_class=12)
     yaml_path = tmp_path / "run.yaml"
     TrainConfig(data=str(data), model="small_cnn", input_size=32, epochs=5, batch_size=8, optimizer="adamw",
                 lr=1e-2, patience=0, val_fraction=0.25, test_fraction=0.25, accelerator="cpu", devices=1,

@@ -25,7 +25,7 @@ def _seg_batch(b: int = 4, size: int = 8, has_mask: tuple[bool, ...] = (True, Fa
 
 def test_registry_names_and_unknown_loss_suggests() -> None:
     assert list_losses() == ["bce", "bce_dice", "ce", "dice", "focal"]
-    with pytest.raises(ConfigError, match=r"unknown loss 'dcie'.*Did you mean dice"):
+    with pytest.raises(ConfigError, match=r"unknown loss 'dcie'.*Did you mean 'dice'"):
         build_loss("segment", "dcie")
 
 

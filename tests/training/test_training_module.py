@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import lightning as L
 import pytest
 import torch
@@ -10,6 +12,7 @@ from torch.utils.data import DataLoader
 
 from flawscope.data.config import PreprocessConfig
 from flawscope.errors import FlawscopeError
+from flawscope.inference.predictor import Predictor
 from flawscope.models.base import FlawModel, ModelConfig
 from flawscope.models.checkpoint import (
     CheckpointError,
@@ -100,9 +103,9 @@ def test_segmenter_mixed_supervision_trains_and_predicts_masks() -> None:
     val = DataLoader(blob_items(16, 1, with_masks=True), batch_size=8)
     trainer.fit(module, DataLoader(blob_items(32, 0, with_masks=True), batch_size=8), val)
     assert "val_dice" in trainer.callback_metrics and "train_seg_loss" in trainer.callback_metrics
-    preds = trainer.predict(module, val)
-    assert preds[0]["mask_probs"].shape == (8, 1, SIZE, SIZE)
-    assert preds[0]["scores"].shape == (8,) and ((preds[0]["scores"] >= 0) & (preds[0]["scores"] <= 1)).all()
+    records = Predictor(module.model).predict_batch(next(iter(val))["image"])
+    assert len(records) == 8 and all(r.mask_prob.shape == (SIZE, SIZE) for r in records)
+    assert all(0 <= r.score <= 1 for r in records)
 
 
 class NaNNet(TinyNet):
@@ -139,7 +142,7 @@ def test_freeze_more_stages_than_exist_is_a_clear_error() -> None:
 
 
 def test_small_cnn_has_stages() -> None:
-    from flawscope.registry import create_model
+    from flawscope.models.registry import create_model
 
     model = create_model("small_cnn", num_classes=2, preprocess=PreprocessConfig(input_size=(SIZE, SIZE)))
     stages = backbone_stages(model)
@@ -150,7 +153,7 @@ def test_small_cnn_has_stages() -> None:
 
 
 def _small_cnn(class_names: tuple[str, ...] = ("ok", "defect")) -> FlawModel:
-    from flawscope.registry import create_model
+    from flawscope.models.registry import create_model
 
     preprocess = PreprocessConfig(input_size=(SIZE, SIZE))
     return create_model("small_cnn", class_names=class_names, preprocess=preprocess)
@@ -164,7 +167,7 @@ def test_checkpoint_and_model_pt_round_trip(tmp_path) -> None:
     trainer.fit(module, DataLoader(blob_items(8, 0), batch_size=4))
     ckpt = tmp_path / "m.ckpt"
     trainer.save_checkpoint(ckpt)
-    model.config.threshold = 0.37
+    model.config = replace(model.config, threshold=0.37)
     pt = save_model(model, tmp_path / "model.pt")
     x = torch.stack([it["image"] for it in blob_items(4, 2)])
     model.eval()

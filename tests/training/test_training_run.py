@@ -11,31 +11,15 @@ import textwrap
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from flawscope.errors import ConfigError, DatasetError
 from flawscope.models.checkpoint import CheckpointError
 from flawscope.training.config import TrainConfig
 from flawscope.training.run import class_balance, train
+from helpers.datasets import blob_image, save, write_blob_folder
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def write_blob_folder(root: Path, n_per_class: int = 16, size: int = 32, seed: int = 0,
-                      classes: tuple[str, ...] = ("ok", "defect")) -> Path:
-    """`folders` dataset of noisy 8-bit images; every class but the first has a bright 5x5 blob."""
-    rng = np.random.default_rng(seed)
-    for k, cls in enumerate(classes):
-        (root / cls).mkdir(parents=True, exist_ok=True)
-        for i in range(n_per_class):
-            img = rng.uniform(0, 70, (size, size))
-            if k:
-                r, c = rng.integers(2, size - 7, 2)
-                img[r:r + 5, c:c + 5] += 180
-            Image.fromarray(img.clip(0, 255).astype(np.uint8)).save(root / cls / f"{cls}_{i:03d}.png")
-    return root
 
 
 def _cfg(data: Path, out: Path, name: str, **kw) -> TrainConfig:
@@ -162,17 +146,10 @@ def test_classifier_for_segment_task_is_refused(data, tmp_path) -> None:
 
 def test_segmenter_run_on_image_mask_data(tmp_path) -> None:
     root = tmp_path / "seg"
-    (root / "images").mkdir(parents=True)
-    (root / "masks").mkdir()
-    rng = np.random.default_rng(0)
     for i in range(16):
-        img, mask = rng.uniform(0, 70, (32, 32)), np.zeros((32, 32), np.uint8)
-        if i % 2:
-            r, c = rng.integers(2, 25, 2)
-            img[r:r + 5, c:c + 5] += 180
-            mask[r:r + 5, c:c + 5] = 255
-        Image.fromarray(img.astype(np.uint8)).save(root / "images" / f"{i:03d}.png")
-        Image.fromarray(mask).save(root / "masks" / f"{i:03d}.png")
+        img, mask = blob_image(i, defective=i % 2 == 1)
+        save(root / "images" / f"{i:03d}.png", img)
+        save(root / "masks" / f"{i:03d}.png", mask)
     result = train(_cfg(root, tmp_path / "runs", "seg", task="segment", model="unet_small", epochs=1),
                    progress=False)
     # Defective flags came from the mask pixels, so the split is stratified and val/test hold defects.

@@ -7,6 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
+from flawscope.cli.common import format_value
+
 
 def register(app: typer.Typer) -> None:
     """Add `flawscope evaluate` to the app."""
@@ -65,13 +67,9 @@ def _table(m: dict[str, Any]) -> Any:
     for key in ("TP", "TN", "FP", "FN", "recall", "miss_rate", "false_alarm_rate", "precision", "f1",
                 "accuracy", "roc_auc"):
         if key in image:
-            table.add_row(key, _fmt(image[key]))
+            table.add_row(key, format_value(image[key]))
     for part, keys in (("pixel", ("iou", "dice", "precision", "recall")),
                        ("flaw", ("flaw_recall", "false_flaws_per_image"))):
         for key in keys if part in m else ():
-            table.add_row(f"{part} {key}", _fmt(m[part].get(key)))
+            table.add_row(f"{part} {key}", format_value(m[part].get(key)))
     return table
-
-
-def _fmt(value: Any) -> str:
-    return "n/a" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)

@@ -22,7 +22,7 @@ def list_models_cmd(
     from rich.table import Table
 
     from flawscope.errors import ConfigError
-    from flawscope.registry import get_model_entry, list_models
+    from flawscope.models.registry import get_model_entry, list_models
 
     if task is not None and task not in ("classify", "segment"):
         raise ConfigError(f"--task {task!r} is unknown; use classify or segment (or leave it out for all)")
@@ -46,7 +46,7 @@ def info_cmd(
     from rich.console import Console
     from rich.table import Table
 
-    from flawscope.registry import create_model, get_model_entry
+    from flawscope.models.registry import create_model, get_model_entry
 
     entry = get_model_entry(name)
     with torch.device("meta"):  # only shapes and counts are shown: build without allocating weights

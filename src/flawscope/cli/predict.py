@@ -37,7 +37,7 @@ def register(app: typer.Typer) -> None:
                                batch_size=batch_size, device=device)
         console = Console()
         counts = ", ".join(f"{n} {d}" for d, n in result.decisions.items())
-        console.print(f"{len(result.rows)} images predicted: {counts}", highlight=False)
+        console.print(f"{len(result.records)} images predicted: {counts}", highlight=False)
         if result.skipped:
             console.print(f"[yellow]warning:[/] {len(result.skipped)} file(s) skipped, listed in "
                           f"{out / 'skipped.csv'}:", highlight=False)

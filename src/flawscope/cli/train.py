@@ -7,6 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
+from flawscope.cli.common import format_value
+
 _HELP = {
     "data": "Dataset folder or manifest .csv.",
     "format": "Dataset format (`flawscope data formats`), or auto.",
@@ -215,13 +217,9 @@ def _results_table(metrics: dict[str, Any]) -> Any:
 
     for key in ("roc_auc", "recall", "miss_rate", "false_alarm_rate", "precision", "f1", "accuracy", "n"):
         vals = [binary(metrics[p]).get(key) for p in ("val", "test")]
-        table.add_row(key, *(_fmt(v) for v in vals))
+        table.add_row(key, *(format_value(v) for v in vals))
     if "pixel" in metrics["test"]:
         for key in ("iou", "dice"):
             vals = [metrics[p].get("pixel", {}).get(key) for p in ("val", "test")]
-            table.add_row(f"pixel {key}", *(_fmt(v) for v in vals))
+            table.add_row(f"pixel {key}", *(format_value(v) for v in vals))
     return table
-
-
-def _fmt(value: Any) -> str:
-    return "n/a" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)

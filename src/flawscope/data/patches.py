@@ -11,7 +11,7 @@ import numpy as np
 
 from flawscope.data.cache import DecodeCache
 from flawscope.data.sample import Box, DatasetIndex, Sample, SkippedFile
-from flawscope.data.tiling import tile_grid
+from flawscope.data.tiling import size_pair, tile_grid
 from flawscope.errors import ConfigError, DatasetError, ImageReadError
 
 PATCH_CLASSES = ["ok", "defect"]
@@ -36,10 +36,10 @@ def image_size(path: str | Path) -> tuple[int, int]:
 
 
 def _pair(size: int | tuple[int, int]) -> tuple[int, int]:
-    h, w = (size, size) if isinstance(size, int) else size
+    h, w = size_pair(size, "patch size")
     if h <= 0 or w <= 0:
         raise ConfigError(f"patch size must be positive, got {size!r}")
-    return int(h), int(w)
+    return h, w
 
 
 def boxes_to_mask(boxes: tuple[Box, ...], height: int, width: int) -> np.ndarray:

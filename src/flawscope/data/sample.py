@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,6 +99,19 @@ class SkippedFile:
 
     path: Path
     reason: str
+
+
+def write_skipped(path: str | Path, skipped: Sequence[SkippedFile]) -> Path:
+    """skipped.csv: path, reason per skipped file (a header only when nothing was skipped)."""
+    import csv
+
+    path = Path(path)
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["path", "reason"])
+        for s in skipped:
+            writer.writerow([str(s.path), s.reason])
+    return path
 
 
 @dataclass

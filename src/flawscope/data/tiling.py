@@ -11,7 +11,8 @@ from flawscope.errors import ConfigError
 ArrayT = TypeVar("ArrayT")
 
 
-def _pair(value: int | tuple[int, int], name: str) -> tuple[int, int]:
+def size_pair(value: int | tuple[int, int], name: str) -> tuple[int, int]:
+    """(height, width) from an int or a pair of non-negative ints; `name` goes into the error."""
     pair = (value, value) if isinstance(value, int) else tuple(value)
     if len(pair) != 2 or any(int(v) != v or v < 0 for v in pair):
         raise ConfigError(f"{name} must be a non-negative int or (height, width), got {value!r}")
@@ -42,8 +43,8 @@ def tile_grid(
     Raises:
         ConfigError: the image is smaller than the tile, or the overlap is not smaller than the tile.
     """
-    th, tw = _pair(tile, "tile")
-    oy, ox = _pair(overlap, "overlap")
+    th, tw = size_pair(tile, "tile")
+    oy, ox = size_pair(overlap, "overlap")
     if th == 0 or tw == 0:
         raise ConfigError(f"tile size must be positive, got {th}×{tw}")
     if oy >= th or ox >= tw:
@@ -68,7 +69,7 @@ def pad_to_min(image: ArrayT, tile: int | tuple[int, int], value: float = 0.0) -
         The same type, unchanged when already large enough; the original content stays at the top-left,
         so tile coordinates are valid in both.
     """
-    th, tw = _pair(tile, "tile")
+    th, tw = size_pair(tile, "tile")
     h, w = image.shape[-2], image.shape[-1]  # type: ignore[attr-defined]
     pad_h, pad_w = max(0, th - h), max(0, tw - w)
     if not pad_h and not pad_w:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from flawscope.errors import ConfigError
+from flawscope.inference.backend import resolve_device
 
 
 def _check_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
@@ -18,21 +19,6 @@ def _check_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
             "give e.g. (1, 224, 224) — the batch size is a separate argument"
         )
     return shape
-
-
-def _resolve_device(device: str) -> Any:
-    import torch
-
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} was asked for but no CUDA GPU is available; use device='cpu'")
-    try:
-        return torch.device(device)
-    except RuntimeError:
-        raise ConfigError(
-            f"device {device!r} is not a torch device; use 'cpu', 'cuda', 'cuda:1' or 'auto'"
-        ) from None
 
 
 def _model_device(model: Any) -> Any:
@@ -109,7 +95,7 @@ def measure_latency(
             f"batch_size={batch_size}, iters={iters}, warmup={warmup}: "
             "need batch_size >= 1, iters >= 1, warmup >= 0"
         )
-    dev = _resolve_device(device)
+    dev = resolve_device(device)
     home, was_training = _model_device(model), model.training
     gen = torch.Generator().manual_seed(seed)
     x = torch.rand((batch_size, *shape), generator=gen).to(dev)

@@ -124,7 +124,7 @@ def multiclass_metrics(
     probs: Any,
     class_names: Sequence[str],
     defective_classes: Iterable[str],
-    threshold: float = 0.5,
+    threshold: float | None = 0.5,
 ) -> dict[str, Any]:
     """Per-class and defect-vs-ok metrics of a K-class classifier.
 
@@ -132,15 +132,25 @@ def multiclass_metrics(
         y_true: true class index per item.
         probs: (N, K) class probabilities (softmax outputs).
         class_names: the K class names, in index order.
-        defective_classes: names of the classes that count as defective.
-        threshold: decision threshold on P(defective) = sum of the defective classes' probabilities.
+        defective_classes: names of the classes that count as defective (every class, for a defect-type
+            model such as NEU-DET's six).
+        threshold: decision threshold on P(defective) = sum of the defective classes' probabilities; None
+            when no class is defect-free (there is no defect-vs-ok decision).
 
     Returns:
-        accuracy, per_class {name: precision, recall, f1, support}, macro_precision, macro_recall, macro_f1
-        (means over classes whose value is defined), confusion_matrix (rows = true, columns = predicted),
-        class_names, and `defect`: binary_metrics on P(defective).
+        n, accuracy, balanced_accuracy (mean per-class recall), macro_auc (one-vs-rest ROC-AUC averaged over
+        classes; NaN unless every class occurs), per_class {name: precision, recall, f1, support},
+        macro_precision, macro_recall, macro_f1 (means over classes whose value is defined),
+        confusion_matrix (rows = true, columns = predicted), class_names, and, when some class is
+        defect-free and a threshold is given, `defect`: binary_metrics on P(defective).
     """
-    from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
+    from sklearn.metrics import (
+        accuracy_score,
+        balanced_accuracy_score,
+        confusion_matrix,
+        precision_recall_fscore_support,
+        roc_auc_score,
+    )
 
     names = list(class_names)
     y = to_numpy(y_true, "y_true").reshape(-1)
@@ -175,8 +185,17 @@ def multiclass_metrics(
     with np.errstate(all="ignore"):
         macro = {k: float(np.nanmean(v)) if np.isfinite(v).any() else math.nan
                  for k, v in (("macro_precision", prec), ("macro_recall", rec), ("macro_f1", f1))}
-    return {
+    present = np.unique(y)
+    macro_auc = math.nan
+    if present.size == len(names):
+        # Rows renormalised: float32 softmax outputs may sum to 1 +- 1e-7, which sklearn refuses.
+        macro_auc = float(roc_auc_score(y, p / p.sum(axis=1, keepdims=True), multi_class="ovr",
+                                        average="macro", labels=labels))
+    out = {
+        "n": int(y.size),
         "accuracy": float(accuracy_score(y, pred)),
+        "balanced_accuracy": float(balanced_accuracy_score(y, pred)),
+        "macro_auc": macro_auc,
         "per_class": {
             n: {"precision": float(prec[i]), "recall": float(rec[i]), "f1": float(f1[i]),
                 "support": int(support[i])}
@@ -185,8 +204,10 @@ def multiclass_metrics(
         **macro,
         "confusion_matrix": confusion_matrix(y, pred, labels=labels).tolist(),
         "class_names": names,
-        "defect": binary_metrics(np.isin(y, def_idx).astype(int), p[:, def_idx].sum(axis=1), threshold),
     }
+    if threshold is not None and len(def_idx) < len(names):
+        out["defect"] = binary_metrics(np.isin(y, def_idx).astype(int), p[:, def_idx].sum(axis=1), threshold)
+    return out
 
 
 def reject_metrics(

@@ -19,7 +19,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from flawscope.evaluation.metrics import EvaluationError, binary_metrics, check_binary, to_numpy
+from flawscope.evaluation.metrics import EvaluationError, binary_metrics, check_binary
+from flawscope.inference.visual import overlay_mask, to_uint8_image
 
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Arial, sans-serif; margin: 2em auto;
@@ -37,32 +38,6 @@ figcaption { font-size: 12px; color: #555; word-break: break-all; }
 """
 
 ImageLike = str | Path | np.ndarray | Any  # Any: a matplotlib Figure
-
-
-def to_uint8_image(image: Any) -> np.ndarray:
-    """A displayable uint8 (H, W) or (H, W, 3) array from a mask, float, 8- or 16-bit image.
-
-    (C, H, W) arrays (C = 1 or 3) are moved to channels-last; floats in [0, 1] are scaled by 255; other ranges
-    (16-bit, logits) are min-max stretched for display.
-    """
-    a = to_numpy(image, "image")
-    if a.ndim == 3 and a.shape[0] in (1, 3) and a.shape[-1] not in (1, 3):
-        a = np.moveaxis(a, 0, -1)
-    if a.ndim == 3 and a.shape[-1] == 1:
-        a = a[..., 0]
-    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] != 3):
-        raise EvaluationError(
-            f"image has shape {a.shape}; expected (H, W), (H, W, 3) or (C, H, W) with C 1 or 3"
-        )
-    if a.dtype == np.uint8:
-        return a
-    if a.dtype == np.bool_:
-        return a.astype(np.uint8) * 255
-    a = a.astype(np.float64)
-    lo, hi = float(np.nanmin(a)), float(np.nanmax(a))
-    if not (lo >= 0.0 and hi <= 1.0):
-        a = (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
-    return np.clip(np.nan_to_num(a) * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
 def _png_bytes(image: ImageLike) -> tuple[bytes, str]:
@@ -307,39 +282,6 @@ def write_classification_report(
     if extra_sections is not None:
         extra_sections(rep)
     return rep.save(out / "report.html")
-
-
-def overlay_mask(image: Any, gt: Any = None, pred: Any = None, alpha: float = 0.4) -> np.ndarray:
-    """RGB uint8 overlay: prediction filled in translucent red, ground truth outlined in green.
-
-    Args:
-        image: (H, W), (H, W, 3) or (C, H, W) image.
-        gt: ground-truth mask (H, W) or None.
-        pred: predicted mask (bool/int, or probabilities >= 0.5) or None.
-        alpha: opacity of the red prediction fill.
-    """
-    from scipy import ndimage
-
-    from flawscope.evaluation.segmentation import binarize
-
-    rgb = to_uint8_image(image)
-    if rgb.ndim == 2:
-        rgb = np.repeat(rgb[..., None], 3, axis=-1)
-    out = rgb.astype(np.float32)
-    for m, name in ((gt, "gt"), (pred, "pred")):
-        shape = None if m is None else np.squeeze(to_numpy(m, name)).shape
-        if shape is not None and shape != rgb.shape[:2]:
-            raise EvaluationError(
-                f"{name} mask has shape {shape} but the image is {rgb.shape[:2]}; they must match"
-            )
-    if pred is not None:
-        p = np.squeeze(binarize(pred, 0.5, "pred"))
-        out[p] = (1 - alpha) * out[p] + alpha * np.array([255.0, 0.0, 0.0])
-    if gt is not None:
-        g = np.squeeze(binarize(gt, 0.5, "gt"))
-        outline = g & ~ndimage.binary_erosion(g, structure=np.ones((3, 3), bool), border_value=0)
-        out[outline] = (0.0, 255.0, 0.0)
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
 class SegmentationItem(NamedTuple):

@@ -10,14 +10,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from flawscope.evaluation.metrics import EvaluationError, ratio, to_numpy
-
-# 8-connectivity: pixels touching at a corner belong to the same flaw (thin diagonal cracks stay one flaw).
-_EIGHT = np.ones((3, 3), dtype=bool)
+from flawscope.inference.records import EIGHT_CONNECTED as _EIGHT
 
 
 def binarize(mask: Any, threshold: float = 0.5, name: str = "mask") -> np.ndarray:
@@ -251,71 +249,3 @@ class SegmentationScorer:
     def compute(self) -> dict[str, dict[str, float]]:
         """{"pixel": PixelMetricAccumulator.compute(), "flaw": summarize_flaw_matches(flaws)}."""
         return {"pixel": self.pixel.compute(), "flaw": summarize_flaw_matches(self.flaws)}
-
-
-def describe_flaws(
-    pred_mask: Any, pixel_size_mm: float | None = None, threshold: float = 0.5
-) -> list[dict[str, Any]]:
-    """Size and position of each connected flaw (8-connectivity) of a mask, in pixels and optionally mm.
-
-    Args:
-        pred_mask: (H, W) mask.
-        pixel_size_mm: side of one (square) pixel in mm; None leaves the mm fields None.
-        threshold: probability at which a float mask counts as defect.
-
-    Returns:
-        One dict per flaw, largest first: area_px, bbox (x1, y1, x2, y2) with exclusive ends (as `Box`),
-        equivalent_diameter_px (diameter of the disc of the same area, sqrt(4 area / pi)), centroid (x, y),
-        area_mm2, equivalent_diameter_mm.
-    """
-    from scipy import ndimage
-
-    if pixel_size_mm is not None and not (math.isfinite(pixel_size_mm) and pixel_size_mm > 0):
-        raise EvaluationError(f"pixel_size_mm must be a positive number, got {pixel_size_mm}")
-    m = _as_2d(pred_mask, "pred_mask", threshold)
-    lab, n = ndimage.label(m, structure=_EIGHT)
-    if n == 0:
-        return []
-    idx = np.arange(1, n + 1)
-    areas = np.bincount(lab.ravel(), minlength=n + 1)[1:]
-    centroids = ndimage.center_of_mass(m, lab, idx)
-    flaws = []
-    for i, sl in enumerate(ndimage.find_objects(lab)):
-        area = int(areas[i])
-        diameter = math.sqrt(4.0 * area / math.pi)
-        cy, cx = centroids[i]
-        flaws.append({
-            "area_px": area,
-            "bbox": (int(sl[1].start), int(sl[0].start), int(sl[1].stop), int(sl[0].stop)),
-            "equivalent_diameter_px": diameter,
-            "centroid": (float(cx), float(cy)),
-            "area_mm2": area * pixel_size_mm**2 if pixel_size_mm else None,
-            "equivalent_diameter_mm": diameter * pixel_size_mm if pixel_size_mm else None,
-        })
-    return sorted(flaws, key=lambda f: -f["area_px"])
-
-
-def image_score(prob_map: Any, method: Literal["max", "topk_mean"] = "max", k: int = 16) -> float:
-    """Image-level defect score from a pixel probability map (max, or mean of the k highest pixels).
-
-    The top-k mean is steadier than the max against a single hot pixel; scores feed binary_metrics.
-    """
-    import torch
-
-    p = to_numpy(prob_map, "prob_map").astype(np.float32).ravel()
-    if p.size == 0:
-        raise EvaluationError("prob_map is empty")
-    if method == "max":
-        return float(p.max())
-    if method == "topk_mean":
-        if k < 1:
-            raise EvaluationError(f"k must be >= 1, got {k}")
-        return float(torch.topk(torch.from_numpy(p), min(k, p.size)).values.mean())
-    raise EvaluationError(f"image score method {method!r} is unknown; use 'max' or 'topk_mean'")
-
-
-def image_scores(
-    prob_maps: Any, method: Literal["max", "topk_mean"] = "max", k: int = 16
-) -> np.ndarray:
-    """image_score of each map of a batch (B, H, W), (B, 1, H, W) or a list of maps of any size."""
-    return np.asarray([image_score(m, method, k) for m in prob_maps], dtype=np.float64)

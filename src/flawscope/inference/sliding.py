@@ -14,16 +14,10 @@ import math
 from collections.abc import Callable
 from typing import Any, Literal
 
+from flawscope.data.tiling import size_pair
 from flawscope.errors import ConfigError
 
 Window = Literal["tukey", "constant"]
-
-
-def _pair(value: int | tuple[int, int], name: str) -> tuple[int, int]:
-    pair = (value, value) if isinstance(value, int) else tuple(value)
-    if len(pair) != 2 or any(not isinstance(v, int) or v < 0 for v in pair):
-        raise ConfigError(f"{name} must be a non-negative int or (height, width), got {value!r}")
-    return int(pair[0]), int(pair[1])
 
 
 def _reflect_pad_to(image: Any, height: int, width: int) -> Any:
@@ -58,6 +52,21 @@ def _taper(length: int, overlap: int, fade_start: bool, fade_end: bool, dtype: A
         if fade_end:
             w[-overlap:] = torch.minimum(w[-overlap:], ramp.flip(0))
     return w
+
+
+def tile_weight(
+    corner: tuple[int, int], tile: tuple[int, int], overlap: tuple[int, int], image: tuple[int, int],
+    window: Window = "tukey",
+) -> Any:
+    """float64 (th, tw) blend weights of the tile at `corner` of an image of size `image` (see module doc)."""
+    import torch
+
+    (t, left), (th, tw), (oy, ox), (ph, pw) = corner, tile, overlap, image
+    if window == "constant":
+        return torch.ones((th, tw), dtype=torch.float64)
+    wy = _taper(th, oy, t > 0, t + th < ph, torch.float64)
+    wx = _taper(tw, ox, left > 0, left + tw < pw, torch.float64)
+    return wy[:, None] * wx[None, :]
 
 
 def sliding_window_predict(
@@ -107,8 +116,8 @@ def sliding_window_predict(
         raise ConfigError(
             f"image has dtype {image.dtype}; normalise it to float first (flawscope.data.io.load_image)"
         )
-    th, tw = _pair(tile, "tile")
-    oy, ox = _pair(overlap, "overlap")
+    th, tw = size_pair(tile, "tile")
+    oy, ox = size_pair(overlap, "overlap")
     if th < 1 or tw < 1 or oy >= th or ox >= tw:
         raise ConfigError(f"tile {th}x{tw} and overlap {oy}x{ox}: need tile >= 1 and overlap < tile")
     if batch_size < 1:
@@ -141,12 +150,7 @@ def sliding_window_predict(
         if acc is None:
             acc = torch.zeros((out.shape[1], ph, pw), dtype=torch.float64, device=image.device)
         for (t, left), o in zip(chunk, out, strict=True):
-            if window == "tukey":
-                wy = _taper(th, oy, t > 0, t + th < ph, torch.float64)
-                wx = _taper(tw, ox, left > 0, left + tw < pw, torch.float64)
-                w = (wy[:, None] * wx[None, :]).to(image.device)
-            else:
-                w = torch.ones((th, tw), dtype=torch.float64, device=image.device)
+            w = tile_weight((t, left), (th, tw), (oy, ox), (ph, pw), window).to(image.device)
             acc[:, t : t + th, left : left + tw] += o * w
             weight_sum[:, t : t + th, left : left + tw] += w
     result = acc / weight_sum  # type: ignore[operator]  (tile_grid always returns at least one tile)

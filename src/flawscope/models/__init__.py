@@ -1,7 +1,8 @@
 """Models: importing this package registers every built-in model.
 
 Build any model by name with `create_model(name, num_classes=2, in_chans=1, pretrained=None, **kw)`;
-`list_models()` names them all; `build_from_config(model.config)` rebuilds a model from its checkpoint config.
+`list_models()` names them all; `flawscope.models.checkpoint.build_model(config)` rebuilds a model from its
+saved ModelConfig.
 """
 
 from __future__ import annotations
@@ -12,34 +13,19 @@ from flawscope.models import bilinear, classifier, segmentation  # noqa: F401  (
 from flawscope.models.base import FlawModel, ModelConfig
 from flawscope.models.checkpoint import CheckpointError
 from flawscope.models.pretrained import LoadReport, load_backbone_weights
-from flawscope.registry import create_model, get_model_entry, list_models
+from flawscope.models.registry import create_model, get_model_entry, list_models
 
 __all__ = [
     "CheckpointError",
     "FlawModel",
     "LoadReport",
     "ModelConfig",
-    "build_from_config",
     "count_parameters",
     "create_model",
     "get_model_entry",
     "list_models",
     "load_backbone_weights",
 ]
-
-
-def build_from_config(config: ModelConfig | dict[str, Any]) -> FlawModel:
-    """Rebuild an untrained model from its ModelConfig (or `to_dict()`); load the state dict after."""
-    cfg = ModelConfig.from_dict(config) if isinstance(config, dict) else config
-    model = create_model(
-        cfg.name,
-        preprocess=cfg.preprocess,
-        class_names=cfg.class_names,
-        defective_classes=cfg.defective_classes,
-        **cfg.build_kwargs,
-    )
-    model.config.threshold, model.config.reject_band = cfg.threshold, cfg.reject_band
-    return model
 
 
 def count_parameters(name: str, **kwargs: Any) -> int:

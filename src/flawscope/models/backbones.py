@@ -127,6 +127,10 @@ def create_timm_backbone(
         model.pre_logits = nn.Identity()
         model.to_empty(device=torch.get_default_device())
         model._initialize_weights()
+        for module in model.modules():
+            # to_empty leaves buffers as uninitialised memory: batch-norm statistics must start at 0 / 1.
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.reset_running_stats()
     else:
         model = timm.create_model(build_name, pretrained=hub is not None, **kw)
         if hasattr(model, "pre_logits") and name.startswith("vgg"):

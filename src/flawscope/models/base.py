@@ -10,9 +10,13 @@ from torch import nn
 from flawscope.data.config import PreprocessConfig
 
 
-@dataclass
+@dataclass(frozen=True)
 class ModelConfig:
     """The data contract a model carries (timm's pretrained_cfg): it travels into checkpoints and exports.
+
+    Immutable: a changed copy is made with `dataclasses.replace` (training does so once, when it stores the
+    threshold chosen on val). Inference takes the threshold and band from a `DecisionPolicy`, which defaults
+    to these stored values, so one loaded model can serve several policies at once.
 
     Attributes:
         name: registry name the model was built from.
@@ -20,7 +24,7 @@ class ModelConfig:
         preprocess: how a file becomes this model's input.
         class_names: output classes; binary models use ("ok", "defect") and one sigmoid logit.
         defective_classes: class names that count as defective (the positive class for inspection metrics).
-        threshold: decision threshold on the defect probability, chosen on validation.
+        threshold: decision threshold on the defect probability chosen on validation (0.5 until then).
         reject_band: (low, high) probability band answered "I don't know"; None = never reject.
         build_kwargs: kwargs the registry builder was called with (to rebuild the model from a checkpoint).
     """
@@ -59,12 +63,19 @@ class ModelConfig:
         return cls(**d)
 
 
+def export_output_names(task: str) -> tuple[str, ...]:
+    """Names of `forward_export`'s outputs: what a decision needs, for every backend and export."""
+    return ("logits", "mask_logits") if task == "segment" else ("logits",)
+
+
 class FlawModel(nn.Module):
     """Base of every flawscope model.
 
-    `forward(x)` returns a plain logits tensor so standard tools (grad-cam, captum, ONNX, flop counter) work;
+    `forward(x)` returns a plain logits tensor so standard tools (grad-cam, captum, flop counter) work;
     `forward_outputs(x)` returns a dict with "logits" and, where the model has them, "attention" (B,1,h,w)
-    and "mask_logits" (B,1,H,W). Classifiers split into `forward_features` / `forward_head` (timm's seam).
+    and "mask_logits" (B,1,H,W); `forward_export(x)` returns the tuple named by `export_output_names` (a
+    segmenter's image logit included), which the inference backends and ONNX export run. Classifiers split
+    into `forward_features` / `forward_head` (timm's seam).
     """
 
     config: ModelConfig
@@ -76,18 +87,7 @@ class FlawModel(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_outputs(x)["logits"]
 
-
-def image_probabilities(outputs: dict[str, torch.Tensor]) -> torch.Tensor:
-    """How a model's outputs read as probabilities per image.
-
-    Returns:
-        (B,) defect probability from one sigmoid logit, (B, K) softmax class probabilities from K logits, or,
-        for a segmenter without an image head, (B,) the highest pixel probability of its "mask_logits".
-    """
-    if "logits" in outputs:
-        logits = outputs["logits"]
-        if logits.shape[1] == 1:
-            return torch.sigmoid(logits[:, 0])
-        return torch.softmax(logits, dim=1)
-    # A segmenter without an image head: the image is as defective as its most defective pixel.
-    return torch.sigmoid(outputs["mask_logits"]).flatten(1).amax(1)
+    def forward_export(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The outputs a decision needs, as a tuple (traceable: no Python-side use of the batch size)."""
+        outputs = self.forward_outputs(x)
+        return tuple(outputs[name] for name in export_output_names(self.config.task))

@@ -26,7 +26,7 @@ from flawscope.models.classifier import (
 )
 from flawscope.models.heads import CBAMSpatial, FCHead, SpatialAttentionDS, bilinear_pool
 from flawscope.models.pretrained import parse_pretrained
-from flawscope.registry import register_model
+from flawscope.models.registry import register_model
 
 Attention = Literal["sa", "cbam"] | None
 

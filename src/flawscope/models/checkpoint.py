@@ -53,7 +53,7 @@ def _config_of(ckpt: dict, path: Path) -> ModelConfig:
 
 def build_model(config: ModelConfig) -> FlawModel:
     """A fresh, randomly initialised model from a ModelConfig, through the registry (no downloads)."""
-    from flawscope.registry import create_model
+    from flawscope.models.registry import create_model
 
     kwargs = dict(config.build_kwargs)
     kwargs.update(num_classes=len(config.class_names), in_chans=config.preprocess.in_chans,

@@ -15,7 +15,7 @@ from flawscope.models.backbones import Backbone, create_backbone
 from flawscope.models.base import FlawModel, ModelConfig
 from flawscope.models.heads import CAMHead, FCHead
 from flawscope.models.pretrained import LoadReport, load_backbone_weights, parse_pretrained
-from flawscope.registry import register_model
+from flawscope.models.registry import register_model
 
 HeadKind = Literal["gap", "fc"]
 # Class names that mean "no defect": every other class counts as defective unless the caller says otherwise.

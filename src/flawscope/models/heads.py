@@ -97,7 +97,18 @@ class CBAMSpatial(nn.Module):
 
 
 def topk_mean(mask_logits: torch.Tensor, ratio: float = 0.01) -> torch.Tensor:
-    """Image-level logit (B, 1): mean of the top `ratio` fraction of pixel logits (ratio 0 → the max)."""
+    """Image-level logit (B, 1): mean of the top `ratio` fraction of pixel logits (ratio 0 → the max).
+
+    k = max(1, round(ratio × pixels)). Under tracing (ONNX export) k is computed in the graph from the
+    tensor itself (sort + rank mask), so an exported model keeps its image logit at any input size; eager
+    code takes the faster topk. Both give the same value.
+    """
     flat = mask_logits.flatten(1)
+    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+        ordered = flat.sort(dim=1, descending=True).values
+        ones = torch.ones_like(ordered)
+        k = torch.clamp(torch.round(ones.sum(1, keepdim=True) * ratio), min=1.0)
+        keep = (ones.cumsum(1) - 1) < k
+        return (ordered * keep).sum(1, keepdim=True) / k
     k = max(1, round(ratio * flat.shape[1]))
     return flat.topk(k, dim=1).values.mean(dim=1, keepdim=True)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from flawscope.errors import ConfigError
+from flawscope.errors import ConfigError, did_you_mean
 
 Task = Literal["classify", "segment"]
 
@@ -55,8 +54,7 @@ def get_model_entry(name: str) -> ModelEntry:
     """The registry entry of a model, or an error listing valid names."""
     _ensure_registered()
     if name not in _MODELS:
-        close = difflib.get_close_matches(name, _MODELS, n=3)
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        hint = did_you_mean(name, _MODELS)
         raise ConfigError(f"unknown model {name!r}.{hint} Valid models: {', '.join(sorted(_MODELS))}")
     return _MODELS[name]
 

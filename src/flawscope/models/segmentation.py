@@ -26,7 +26,7 @@ from flawscope.models.pretrained import (
     parse_pretrained,
     timm_hub_state_dict,
 )
-from flawscope.registry import register_model
+from flawscope.models.registry import register_model
 
 ImageHead = Literal["topk", "head", "both"]
 ImagePool = Literal["topk", "max"]
@@ -67,7 +67,8 @@ class Segmenter(FlawModel):
     def _pad(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
         ph, pw = -h % self.divisor, -w % self.divisor
-        if ph or pw:
+        # Traced (exported) graphs always pad, so the amount stays computed from the input's shape.
+        if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or ph or pw:
             # Replicate the border (not zeros) so padding adds no artificial edge that could look like a flaw.
             x = F.pad(x, (0, pw, 0, ph), mode="replicate")
         return x

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from flawscope.errors import ConfigError
+from flawscope.inference.runfolder import RunFolder
 from flawscope.training.config import TrainConfig
 
 # Table III plus two threshold-free / balanced summaries the paper's readers ask for.
@@ -57,7 +58,7 @@ class BenchmarkResult:
 
 def _check_models(models: Sequence[str]) -> list[tuple[str, str]]:
     """(name, task) per model; every name checked before anything trains."""
-    from flawscope.registry import get_model_entry
+    from flawscope.models.registry import get_model_entry
 
     if not models:
         raise ConfigError("no model given; pass e.g. --models resnet18,bcnn,sa_bcnn")
@@ -85,7 +86,7 @@ def write_fold_splits(cfg: TrainConfig, k: int, out: Path) -> list[tuple[str, st
 
 def _check_same_options(run_dir: Path, planned: TrainConfig) -> None:
     """Refuse to reuse a finished run trained with other options than the benchmark's."""
-    found = TrainConfig.from_yaml(run_dir / "config.yaml").to_dict()
+    found = TrainConfig.from_yaml(RunFolder(run_dir).config_file).to_dict()
     want = planned.to_dict()
     if want["loss"] is None:  # the run stores the default loss it resolved
         want["loss"] = found["loss"]
@@ -111,7 +112,7 @@ def _cost(run_dir: Path, batch_sizes: Sequence[int], iters: int, threads: int | 
     from flawscope.evaluation.cost import model_cost
     from flawscope.models.checkpoint import load_model_from_checkpoint
 
-    model = load_model_from_checkpoint(run_dir / "model.pt")
+    model = load_model_from_checkpoint(RunFolder(run_dir).model_file)
     pre = model.config.preprocess
     shape = (pre.in_chans, *pre.input_size)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -205,7 +206,6 @@ def run_benchmark(
     Raises:
         ConfigError: unknown models, both or bad folds/seeds, a half-written run folder in the way.
     """
-    import json
 
     import yaml
 
@@ -250,7 +250,7 @@ def run_benchmark(
         for j, (label, changes) in enumerate(plans):
             run_dir = out_dir / "runs" / model / label
             run_cfg = cfg.replace(model=model, task=task, out=str(run_dir.parent), name=label, **changes)
-            if (run_dir / "metrics.json").is_file() and (run_dir / "model.pt").is_file():
+            if RunFolder(run_dir).is_finished():
                 _check_same_options(run_dir, run_cfg)
                 say(f"{model} {label}: finished run found, reused")
                 reused.append(run_dir)
@@ -261,7 +261,7 @@ def run_benchmark(
                 say(f"{model} {label}: training")
                 train(run_cfg, progress=progress)
             run_dirs.append(run_dir)
-            metrics = json.loads((run_dir / "metrics.json").read_text())
+            metrics = RunFolder(run_dir).read_metrics()
             ev = evaluate(run_dir, split="test", out=run_dir / "eval-test", write_report=False,
                           ok_classes=run_cfg.ok_classes or None)
             ys, ss = pooled.setdefault(model, ([], []))

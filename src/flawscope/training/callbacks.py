@@ -6,6 +6,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from flawscope.inference.runfolder import RunFolder
+
 MONITOR = "val_loss"
 
 # Lightning's rank-zero messages go through these loggers (lightning_utilities' rank_zero_info).
@@ -50,7 +52,7 @@ def build_callbacks(
 
     callbacks: list[Any] = [
         ModelCheckpoint(
-            dirpath=Path(run_dir) / "checkpoints",
+            dirpath=RunFolder(Path(run_dir)).checkpoints_dir,
             filename="best-{epoch:03d}",
             monitor=monitor,
             mode="min",
@@ -75,7 +77,8 @@ def build_loggers(run_dir: str | Path) -> list[Any]:
     silence_lightning_tips()  # the Trainer these loggers are built for prints the advert on creation
     run_dir = Path(run_dir)
     # version="" keeps one fixed folder per run (no version_0, version_1 ...); a resumed run appends to it.
+    logs = RunFolder(run_dir).logs_dir
     return [
-        CSVLogger(run_dir, name="logs", version=""),
-        TensorBoardLogger(run_dir / "logs", name="tensorboard", version="", default_hp_metric=False),
+        CSVLogger(run_dir, name=logs.name, version=""),
+        TensorBoardLogger(logs, name="tensorboard", version="", default_hp_metric=False),
     ]

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from flawscope.errors import ConfigError
+from flawscope.errors import ConfigError, did_you_mean
 
 _TASKS = ("classify", "segment")
 _OPTIMIZERS = ("sgd", "adamw")
@@ -241,8 +240,7 @@ def check_keys(d: dict[str, Any], source: str) -> None:
     valid = TrainConfig.keys()
     for key in d:
         if key not in valid:
-            close = difflib.get_close_matches(str(key), valid, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(key, valid, n=1)
             raise ConfigError(f"{source}: unknown option {key!r}.{hint} Valid options: {', '.join(valid)}")
 
 

@@ -9,13 +9,11 @@ label (mixed supervision).
 
 from __future__ import annotations
 
-import difflib
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from flawscope.errors import ConfigError
+from flawscope.errors import ConfigError, did_you_mean
 
 LOSSES: dict[str, str] = {
     "bce": "sigmoid + binary cross-entropy (pos_weight for rare defects); per pixel for segmenters",
@@ -185,8 +183,7 @@ def build_loss(
     if task not in ("classify", "segment"):
         raise ConfigError(f"task {task!r} is unknown; use classify or segment")
     if name not in LOSSES:
-        close = difflib.get_close_matches(name, LOSSES, n=2)
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        hint = did_you_mean(name, LOSSES, n=2)
         raise ConfigError(f"unknown loss {name!r}.{hint} Valid losses: {', '.join(list_losses())}")
     if task == "classify" and name in _SEG_ONLY:
         raise ConfigError(f"loss {name!r} scores masks; use --task segment, or bce/ce/focal to classify")

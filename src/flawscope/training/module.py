@@ -15,18 +15,7 @@ import torch
 from torch import nn
 
 from flawscope.errors import ConfigError, FlawscopeError
-from flawscope.models.base import FlawModel, ModelConfig, image_probabilities
-
-# Model-file functions live with the model; re-exported here for code that imported them from training.
-from flawscope.models.checkpoint import (  # noqa: F401
-    MODEL_FILE_FORMAT,
-    CheckpointError,
-    build_model,
-    check_compatible,
-    checkpoint_model_config,
-    load_model_from_checkpoint,
-    save_model,
-)
+from flawscope.models.base import FlawModel, ModelConfig
 from flawscope.training.losses import build_loss, default_loss
 
 
@@ -191,9 +180,11 @@ class FlawModule(L.LightningModule):
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.model.forward_outputs(x)
 
-    def image_scores(self, outputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Defect probability per image (B,), or class probabilities (B, K) for multi-class models."""
-        return image_probabilities(outputs)
+    @staticmethod
+    def _val_scores(outputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Validation-metric input: sigmoid of one logit (B,), or softmax of K logits (B, K)."""
+        logits = outputs["logits"]
+        return torch.sigmoid(logits[:, 0]) if logits.shape[1] == 1 else torch.softmax(logits, dim=1)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         outputs = self.model.forward_outputs(batch["image"])
@@ -229,7 +220,7 @@ class FlawModule(L.LightningModule):
         loss = self.loss(outputs, batch)
         self.log("val_loss", loss, on_step=False, on_epoch=True, prog_bar=True,
                  batch_size=batch["image"].shape[0], sync_dist=True)
-        scores = self.image_scores(outputs)
+        scores = self._val_scores(outputs)
         if scores.ndim == 1:
             target = batch["defective"].reshape(-1)
             keep = target >= 0
@@ -252,18 +243,6 @@ class FlawModule(L.LightningModule):
                 self.log(name, metric.compute(), prog_bar=name == "val_auroc", sync_dist=True)
             if metric is not None:
                 metric.reset()
-
-    def predict_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> dict[str, torch.Tensor]:
-        """Probabilities per image ("scores": (B,) defect probability or (B, K) class probabilities), and
-        "mask_probs" (B, 1, H, W) for segmenters, with the batch's "index", "defective" and "label"."""
-        outputs = self.model.forward_outputs(batch["image"])
-        out = {"scores": image_probabilities(outputs)}
-        if "mask_logits" in outputs:
-            out["mask_probs"] = torch.sigmoid(outputs["mask_logits"])
-        for key in ("index", "defective", "label"):
-            if key in batch:
-                out[key] = batch[key]
-        return out
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # A run resumed with more (or fewer) epochs stretches its cosine to the new length instead of

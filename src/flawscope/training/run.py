@@ -7,12 +7,11 @@ chosen on val) and skipped.csv when files were skipped.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -186,23 +185,15 @@ def _create_model(cfg: TrainConfig, index: DatasetIndex) -> FlawModel:
     try:
         model = create_model(
             cfg.model, num_classes=len(index.classes), in_chans=cfg.in_chans, pretrained=cfg.pretrained,
-            preprocess=preprocess, class_names=tuple(index.classes), **kwargs,
+            preprocess=preprocess, class_names=tuple(index.classes),
+            # The dataset, not the builder's name heuristics, knows which classes are defective.
+            defective_classes=tuple(c for c in index.classes if c in index.defective_classes), **kwargs,
         )
     except TypeError as err:
         # A builder that does not take an option (e.g. --backbone on a fixed-backbone model).
         raise ConfigError(f"model {cfg.model!r} cannot be built with these options ({err}); drop "
                           "--backbone or pick a model that takes one (`flawscope models list`)") from None
-    # The dataset, not the builder's name heuristics, knows which classes are defective.
-    model.config.defective_classes = tuple(c for c in index.classes if c in index.defective_classes)
     return model
-
-
-def _write_skipped(index: DatasetIndex, path: Path) -> None:
-    with path.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["path", "reason"])
-        for s in index.skipped:
-            writer.writerow([str(s.path), s.reason])
 
 
 def _describe(index: DatasetIndex, positions: list[int]):  # noqa: ANN202 - a small closure
@@ -247,8 +238,6 @@ def prepare(cfg: TrainConfig, cache: DecodeCache | None = None) -> tuple[Dataset
     With `cfg.balance` the train part is undersampled to equal class counts (seeded; val and test stay).
     `cache`: the run's decode cache (masks decoded by the checks stay there for the data loaders).
     """
-    from dataclasses import replace
-
     from flawscope.data.cache import DecodeCache
     from flawscope.data.splits import balance_indices, check_split, load_split, make_split
 
@@ -291,9 +280,12 @@ def train(cfg: TrainConfig, progress: bool = True) -> RunResult:
 
     from flawscope.data.cache import DecodeCache
     from flawscope.data.datamodule import FlawDataModule
+    from flawscope.data.sample import write_skipped
     from flawscope.data.transforms import AugmentConfig
-    from flawscope.evaluation.predictions import defect_scores, json_safe, predict_loader, split_metrics
+    from flawscope.evaluation.scoring import has_ok_class, json_safe, score_samples, split_metrics
     from flawscope.evaluation.threshold import choose_threshold
+    from flawscope.inference.predictor import Predictor
+    from flawscope.inference.runfolder import RunFolder
     from flawscope.models.checkpoint import check_compatible, checkpoint_model_config, save_model
     from flawscope.training.callbacks import build_callbacks, build_loggers
     from flawscope.training.losses import default_loss
@@ -302,9 +294,10 @@ def train(cfg: TrainConfig, progress: bool = True) -> RunResult:
     cfg.validate()
     run_dir = resolve_run_dir(cfg)
     child = _is_launch_child()
-    if not child and not cfg.resume and (run_dir / "config.yaml").exists():
+    run = RunFolder(run_dir)
+    if not child and not cfg.resume and run.is_run():
         raise ConfigError(f"run folder {run_dir} already holds a run; pass another --name, or --resume "
-                          f"{run_dir / 'checkpoints' / 'last.ckpt'} to continue it")
+                          f"{run.last_checkpoint} to continue it")
     if cfg.resume and not Path(cfg.resume).is_file():
         raise ConfigError(f"resume checkpoint {cfg.resume} does not exist; pass a run's checkpoints/*.ckpt")
     if cfg.split_file and not Path(cfg.split_file).is_file():
@@ -337,12 +330,12 @@ def train(cfg: TrainConfig, progress: bool = True) -> RunResult:
     resolved = cfg.replace(name=run_dir.name, out=str(run_dir.parent), loss=loss)
     if not child:
         run_dir.mkdir(parents=True, exist_ok=True)
-        resolved.to_yaml(run_dir / "config.yaml")
+        resolved.to_yaml(run.config_file)
         from flawscope.data.splits import save_split
 
-        save_split(index, split, run_dir / "split.csv")
+        save_split(index, split, run.split_file)
         if index.skipped:
-            _write_skipped(index, run_dir / "skipped.csv")
+            write_skipped(run.skipped_file, index.skipped)
         os.environ[_RUN_NAME_ENV] = run_dir.name
 
     limit = cfg.limit_batches
@@ -382,98 +375,57 @@ def train(cfg: TrainConfig, progress: bool = True) -> RunResult:
     if best is not None and best.is_file():
         _load_weights(module, best)
     device = trainer.strategy.root_device  # Lightning moved the module back to CPU at teardown
-    val = predict_loader(module.model, dm.val_dataloader(), device)
-    test = predict_loader(module.model, dm.test_dataloader(), device)
+    # Val and test are scored as `flawscope evaluate` scores them: each sample at native resolution
+    # through the Predictor, so the run's metrics and a later evaluate agree.
+    predictor = Predictor(model, device=str(device), batch_size=cfg.batch_size)
+    val = score_samples(predictor, [index.samples[i] for i in split.val], cache)
+    test = score_samples(predictor, [index.samples[i] for i in split.test], cache)
     module.cpu()
 
     classes, defective = list(model.config.class_names), tuple(model.config.defective_classes)
-    known = val["defective"] >= 0
-    val_scores = defect_scores(val, classes, defective)
-    threshold = choose_threshold(val["defective"][known].astype(int), val_scores[known],
-                                 method=cfg.threshold_method, target=cfg.miss_rate_target)  # type: ignore[arg-type]
-    model.config.threshold = float(threshold)
+    threshold: float | None = None
+    if has_ok_class(model.config):
+        y, scores = val.labels(), val.scores()
+        known = y >= 0
+        threshold = choose_threshold(y[known], scores[known], method=cfg.threshold_method,
+                                     target=cfg.miss_rate_target)  # type: ignore[arg-type]
+        model.config = replace(model.config, threshold=float(threshold))
+    predictor = predictor.with_policy(threshold=threshold)
     metrics = {
         "model": cfg.model,
         "task": cfg.task,
         "classes": classes,
         "defective_classes": list(defective),
-        "threshold": float(threshold),
-        "threshold_method": cfg.threshold_method,
-        "threshold_chosen_on": "val",
+        "threshold": threshold,
+        "threshold_method": cfg.threshold_method if threshold is not None else None,
+        "threshold_chosen_on": "val" if threshold is not None else None,
         "split_sizes": split.sizes(),
         "epochs_trained": trainer.current_epoch,
+        # The numbers depend on these too: parallel sums split by thread, float kernels chosen by CPU.
+        "torch_threads": torch.get_num_threads(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "best_checkpoint": str(best) if best else None,
         "best_val_loss": float(ckpt_cb.best_model_score) if ckpt_cb and ckpt_cb.best_model_score is not None
         else None,
-        "val": split_metrics(val, threshold, model),
-        "test": split_metrics(test, threshold, model),
+        "val": split_metrics(val, model.config, threshold),
+        "test": split_metrics(test, model.config, threshold),
     }
     metrics = json_safe(metrics)
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    model_path = save_model(model, run_dir / "model.pt")
-    report_path = _write_report(run_dir, dm, test, threshold, model, cfg)
-    return RunResult(run_dir=run_dir, metrics=metrics, threshold=float(threshold), best_checkpoint=best,
+    run.metrics_file.write_text(json.dumps(metrics, indent=2))
+    model_path = save_model(model, run.model_file)
+    report_path = _write_report(run_dir, test, predictor, metrics["test"], cfg, cache)
+    return RunResult(run_dir=run_dir, metrics=metrics,
+                     threshold=math.nan if threshold is None else float(threshold), best_checkpoint=best,
                      model_path=model_path, report_path=report_path, epochs_trained=trainer.current_epoch)
 
 
-def _write_report(run_dir: Path, dm: Any, test: dict[str, Any], threshold: float, model: FlawModel,
-                  cfg: TrainConfig) -> Path:
-    """report.html on the test split via the evaluation report writer (plus a segmenter's masks)."""
-    from flawscope.evaluation.predictions import defect_scores
-    from flawscope.evaluation.report import write_classification_report
+def _write_report(run_dir: Path, test: Any, predictor: Any, metrics: dict[str, Any], cfg: TrainConfig,
+                  cache: DecodeCache) -> Path:
+    """report.html of the test split, written by the same code as `flawscope evaluate`'s."""
+    from flawscope.evaluation.scoring import write_split_report
 
-    classes, defective = list(model.config.class_names), tuple(model.config.defective_classes)
-    known = test["defective"] >= 0
-    positions = test["index"][known]
-    dataset = dm.datasets["test"]
-    ok_names = [c for c in classes if c not in defective]
-    names = (ok_names[0] if len(ok_names) == 1 else "ok", defective[0] if len(defective) == 1 else "defect")
-    extra = None
-    if "segmentation" in test:
-        def extra(rep: Any) -> None:
-            _segmentation_section(rep, test, dataset, model)
-
-    return write_classification_report(
-        run_dir,
-        test["defective"][known].astype(int),
-        defect_scores(test, classes, defective)[known],
-        threshold=threshold,
-        class_names=names,
-        sample_paths=[str(dataset.samples[int(i)].image) for i in positions],
-        # Show what the model saw (crop/patch, resized), not the whole source image.
-        images_loader=lambda i: dataset[int(positions[i])]["image"].numpy(),
-        val_info={"threshold": threshold, "chosen on": f"val ({cfg.threshold_method})", "model": cfg.model,
-                  "run": run_dir.name},
-        title=f"flawscope run {run_dir.name}: test split",
-        extra_sections=extra,
-    )
-
-
-def _segmentation_section(rep: Any, test: dict[str, Any], dataset: Any, model: FlawModel, n_show: int = 4
-                          ) -> None:
-    """Pixel and flaw-level metrics of the test split and overlays of its best and worst images by IoU.
-
-    Scored as metrics.json is: on what the model saw (resized image or patch), mask probability 0.5. Only
-    the shown images are predicted again; the scores of the others are numbers kept by predict_loader.
-    """
-    import torch
-
-    from flawscope.evaluation.report import SegmentationItem, add_segmentation_results
-
-    scorer, positions = test["segmentation"], test["mask_index"]
-
-    def show(k: int) -> SegmentationItem:
-        i = int(positions[k])
-        item = dataset[i]
-        model.eval()
-        with torch.inference_mode():
-            device = next(model.parameters()).device
-            logits = model.forward_outputs(item["image"][None].to(device))["mask_logits"]
-        pred = (torch.sigmoid(logits)[0, 0] >= 0.5).cpu().numpy()
-        return SegmentationItem(item["image"].numpy(), item["mask"][0].numpy() >= 0.5, pred,
-                                dataset.samples[i].image.name)
-
-    rep.add_text("Scored at the model's input size (resized image or patch), as in metrics.json; "
-                 "`flawscope evaluate` scores whole images at their native resolution.",
-                 "Segmentation (test split)")
-    add_segmentation_results(rep, scorer.compute(), scorer.per_image, show, n_show, title="Segmentation")
+    threshold = predictor.policy.threshold
+    info = {"threshold": threshold, "chosen on": f"val ({cfg.threshold_method})" if threshold is not None
+            else "no threshold (every class is a defect type)", "model": cfg.model, "run": run_dir.name}
+    return write_split_report(run_dir, test, predictor, metrics, info,
+                              f"flawscope run {run_dir.name}: test split", cache)

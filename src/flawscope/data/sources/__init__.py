@@ -7,7 +7,6 @@ a `DatasetIndex` whose samples are in a deterministic (sorted-path) order.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from typing import Literal
 
 from flawscope.data.sample import DatasetIndex
 from flawscope.data.sources._common import OnBadFile, SourceContext
-from flawscope.errors import ConfigError, DatasetError
+from flawscope.errors import ConfigError, DatasetError, did_you_mean
 
 __all__ = [
     "SourceContext",
@@ -103,8 +102,7 @@ def get_source(name: str) -> SourceEntry:
     """The registry entry of a format, or an error listing the valid names."""
     _ensure_registered()
     if name not in _SOURCES:
-        close = difflib.get_close_matches(name, _SOURCES, n=3)
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        hint = did_you_mean(name, _SOURCES)
         valid = ", ".join(sorted(_SOURCES))
         raise ConfigError(f"unknown dataset format {name!r}.{hint} Valid formats: {valid}")
     return _SOURCES[name]
