@@ -96,6 +96,15 @@ def test_threshold_override_is_applied_and_reported(cls_run: Path, tmp_path: Pat
     assert "override" in result.report_path.read_text()
 
 
+def test_all_of_another_dataset_is_not_called_optimistic(cls_run: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    for i in range(6):  # new images: none of them was in the run's train or val part
+        name = "defect" if i % 2 else "ok"
+        save(other / name / f"new_{i:02d}.png", blob_image(500 + i, i % 2 == 1, SIZE, blob=6)[0])
+    m = evaluate(cls_run, data=other, split="all", out=tmp_path / "ev", write_report=False).metrics
+    assert m["n_samples"] == 6 and not any("optimistic" in n for n in m["notes"])
+
+
 def test_model_file_without_run_folder_needs_an_explicit_split(cls_run: Path, tmp_path: Path) -> None:
     lone = tmp_path / "lone" / "model.pt"
     lone.parent.mkdir()

@@ -284,6 +284,7 @@ def check_split(index: DatasetIndex, split: Split, by_group: bool = True) -> Non
             "this leaks between train and evaluation — split with by_group=True"
         )
     hint = "try another seed, larger val/test fractions, or balance the dataset"
+    has_ok = any(c not in index.defective_classes for c in index.classes)
     for part in PARTS:
         positions = split.part(part)
         if not positions:
@@ -301,6 +302,13 @@ def check_split(index: DatasetIndex, split: Split, by_group: bool = True) -> Non
         elif len(labels) < 2:
             raise DatasetError(
                 f"split {part} holds only class {next(iter(labels))!r} ({len(samples)} samples); {hint}"
+            )
+        elif part == "val" and has_ok and (n_def == 0 or n_ok == 0):
+            # The decision threshold (defect vs ok) is chosen on val: it needs both sides there.
+            missing_side = "ok" if n_ok == 0 else "defective"
+            raise DatasetError(
+                f"split val has no {missing_side} sample ({n_def} defective, {n_ok} ok of {len(samples)}), "
+                f"so no decision threshold can be chosen on it; {hint} (seed {split.seed})"
             )
         elif missing := [c for c in index.classes if c not in labels]:
             warnings.warn(f"split {part} has no sample of class(es) {missing}", stacklevel=2)
