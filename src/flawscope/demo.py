@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
+import platform
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +33,9 @@ class DemoConfig:
         lr: AdamW learning rate.
         seed: seeds the data, the split and training.
         n_parts: distinct synthetic parts; splits keep each part (all patches of its radiographs) on one side.
+        threads: torch CPU threads for training and evaluation. The numbers depend on it (parallel sums
+            split their terms by thread, so another count adds them in another order), hence a fixed
+            default rather than the machine's core count; `environment.json` records it.
     """
 
     out: str = "demo-out"
@@ -44,6 +51,7 @@ class DemoConfig:
     lr: float = 1e-3
     seed: int = 0
     n_parts: int = 24
+    threads: int = 2
 
     def __post_init__(self) -> None:
         if self.n_images < 40:
@@ -54,10 +62,88 @@ class DemoConfig:
             )
         if not self.models:
             raise ConfigError("models is empty; name at least one model (see `flawscope models list`)")
+        if self.threads < 1:
+            raise ConfigError(f"threads={self.threads} is invalid; use 1 or more CPU threads")
+
+
+def _generator_fingerprint() -> dict[str, str]:
+    """What, besides its config, decides the synthetic images: the generator's code and numpy/scipy.
+
+    A data folder written by another version of any of them is regenerated rather than reused, so a rerun
+    trains on the images a fresh clone would generate.
+    """
+    import numpy
+    import scipy
+
+    from flawscope import __version__
+    from flawscope.data import synth
+
+    code = hashlib.sha256(Path(synth.__file__).read_bytes()).hexdigest()
+    return {"flawscope": __version__, "synth_sha256": code, "numpy": numpy.__version__,
+            "scipy": scipy.__version__}
+
+
+def environment() -> dict[str, Any]:
+    """What the demo's numbers depend on beyond its options: torch threads, CPU kernels and versions."""
+    import numpy
+    import torch
+
+    from flawscope import __version__
+
+    return {
+        "torch_threads": torch.get_num_threads(),
+        # ATen's vectorised kernels; oneDNN and MKL pick theirs from the CPU flags below.
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu": _cpu_model(),
+        "cpu_flags": _cpu_flags(),
+        "machine": platform.machine(),
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "flawscope": __version__,
+    }
+
+
+# CPU features that change which float kernels oneDNN / MKL run (AVX2 vs AVX-512 vs AMX).
+_KERNEL_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16")
+
+
+def _cpuinfo() -> str:
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:  # not Linux
+        return ""
+
+
+def _cpu_model() -> str:
+    for line in _cpuinfo().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+def _cpu_flags() -> list[str]:
+    for line in _cpuinfo().splitlines():
+        if line.startswith("flags"):
+            present = set(line.split(":", 1)[1].split())
+            return [f for f in _KERNEL_FLAGS if f in present]
+    return []
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with `n` torch intra-op threads; the caller's count is restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _synth_data(cfg: DemoConfig, progress: bool) -> Path:
-    """Generate the synthetic set once; a later demo with the same settings reuses it."""
+    """Generate the synthetic set once; a later demo with the same settings and generator reuses it."""
     from flawscope.data.synth import SynthConfig, generate_dataset
 
     synth = SynthConfig(
@@ -66,7 +152,8 @@ def _synth_data(cfg: DemoConfig, progress: bool) -> Path:
     )
     data = Path(cfg.out) / "data"
     marker = data / "demo_synth.json"
-    wanted = json.dumps(synth.to_dict(), sort_keys=True, default=str)
+    wanted = json.dumps({"config": synth.to_dict(), "generator": _generator_fingerprint()}, sort_keys=True,
+                        default=str)
     if marker.is_file() and marker.read_text() == wanted and (data / "manifest.csv").is_file():
         return data
     generate_dataset(data, synth, progress=progress, overwrite=data.exists())
@@ -91,7 +178,11 @@ def _patches(cfg: DemoConfig, data: Path) -> Path:
 
 
 def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
-    """Generate data, train and evaluate each model, write `comparison.md/.csv/.json`; returns rows."""
+    """Generate data, train and evaluate each model, write `comparison.md/.csv/.json` and `environment.json`.
+
+    Returns the rows, the runs, the table, the data and patch folders, and the environment (torch threads,
+    CPU, versions) the numbers were made in.
+    """
     from flawscope.evaluation.cost import count_flops, count_params
     from flawscope.evaluation.table import benchmark_table
     from flawscope.models.checkpoint import load_model_from_checkpoint
@@ -104,6 +195,10 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
     data = _synth_data(cfg, progress)
     patches = _patches(cfg, data)
     out = Path(cfg.out)
+    with torch_threads(cfg.threads):
+        env = environment()
+    # Beside the table: what its numbers depend on beyond the options (see DemoConfig.threads).
+    (out / "environment.json").write_text(json.dumps({"seed": cfg.seed, **env}, indent=2) + "\n")
     rows, runs = [], {}
     for name in cfg.models:
         bilinear = "bcnn" in name
@@ -126,7 +221,8 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
             out=str(out / "runs"),
             name=name,
         )
-        result = train(train_cfg, progress=progress)
+        with torch_threads(cfg.threads):
+            result = train(train_cfg, progress=progress)
         model = load_model_from_checkpoint(result.model_path)
         shape = (model.config.preprocess.in_chans, cfg.patch_size, cfg.patch_size)
         rows.append(
@@ -162,4 +258,5 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
     (out / "comparison.md").write_text(markdown + "\n")
     (out / "comparison.csv").write_text(csv_text)
     (out / "comparison.json").write_text(json_text)
-    return {"rows": rows, "runs": runs, "table": markdown, "data": str(data), "patches": str(patches)}
+    return {"rows": rows, "runs": runs, "table": markdown, "data": str(data), "patches": str(patches),
+            "environment": env}
