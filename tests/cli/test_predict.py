@@ -92,6 +92,12 @@ def test_decisions_follow_model_threshold_and_reject_band(tmp_path: Path) -> Non
     assert everything.decisions == {"ok": 0, "defect": 3, "unsure": 0}
     unsure = predict_files(_classifier(tmp_path, name="rb", reject_band=(0.0, 1.0)), images, tmp_path / "b")
     assert unsure.decisions == {"ok": 0, "defect": 0, "unsure": 3}
+    assert all(r.abstained for r in unsure.records)
+    model = _classifier(tmp_path, name="t1", threshold=1.0)
+    result = runner.invoke(app, ["predict", str(model), *map(str, images), "--out", str(tmp_path / "c"),
+                                 "--threshold", "0"])
+    assert result.exit_code == 0, result.output
+    assert {r["decision"] for r in _rows(tmp_path / "c" / "predictions.csv")} == {"defect"}
 
 
 def test_patch_classifier_scores_tiles_of_a_large_image(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""`flawscope predict`: run a trained model on image files (flawscope.deploy.predict)."""
+"""`flawscope predict`: a trained model on image files, through the Predictor (flawscope.deploy.predict)."""
 
 from __future__ import annotations
 
@@ -27,6 +27,10 @@ def register(app: typer.Typer) -> None:
         overlap: Annotated[int | None, typer.Option(help="Tile overlap in pixels. Default: tile/4.")] = None,
         batch_size: Annotated[int, typer.Option(help="Tiles per forward pass.")] = 8,
         device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "cpu",
+        threshold: Annotated[
+            float | None,
+            typer.Option(help="Decision threshold on P(defect). Default: the model's own, chosen on val."),
+        ] = None,
     ) -> None:
         """Predict images: predictions.csv; for segmenters also masks/, overlays/ and flaws.csv."""
         from rich.console import Console
@@ -34,7 +38,7 @@ def register(app: typer.Typer) -> None:
         from flawscope.deploy.predict import predict_files
 
         result = predict_files(model, images, out, pixel_size_mm=pixel_size_mm, tile=tile, overlap=overlap,
-                               batch_size=batch_size, device=device)
+                               batch_size=batch_size, device=device, threshold=threshold)
         console = Console()
         counts = ", ".join(f"{n} {d}" for d, n in result.decisions.items())
         console.print(f"{len(result.records)} images predicted: {counts}", highlight=False)

@@ -262,9 +262,6 @@ class FlawDataModule(L.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self._loader(self._dataset("test"))
 
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader(self._dataset("test"))
-
 
 def ends_on_single(n: int, batch_size: int, replicas: int = 1) -> bool:
     """Whether an epoch of `n` samples would end on a batch of one sample (on each of `replicas` processes).
