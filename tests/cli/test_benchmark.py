@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 from typer.testing import CliRunner
 
 from flawscope.cli.main import app
@@ -17,22 +16,17 @@ from flawscope.data.splits import load_split
 from flawscope.errors import ConfigError
 from flawscope.training.benchmark import run_benchmark, write_fold_splits
 from flawscope.training.config import TrainConfig
+from helpers.datasets import blob_image, save
 
 runner = CliRunner()
 SIZE = 32
 
 
 def _dataset(root: Path, n: int = 20) -> Path:
-    """root/{ok,defect}/*.png: 32x32 dim noise, a bright 6x6 blob in the defective half."""
+    """root/{ok,defect}/*.png: 32x32 blob images, a bright 6x6 blob in the defective half."""
     for i in range(n):
-        rng = np.random.default_rng(i)
-        img = rng.integers(40, 90, size=(SIZE, SIZE), dtype=np.uint8)
         name = "defect" if i % 2 else "ok"
-        if i % 2:
-            r, c = (int(v) for v in rng.integers(2, SIZE - 8, 2))
-            img[r : r + 6, c : c + 6] = 230
-        (root / name).mkdir(parents=True, exist_ok=True)
-        Image.fromarray(img).save(root / name / f"{name}_{i:02d}.png")
+        save(root / name / f"{name}_{i:02d}.png", blob_image(i, i % 2 == 1, SIZE, blob=6)[0])
     return root
 
 
