@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import platform
 import shutil
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -129,19 +127,6 @@ def _cpu_flags() -> list[str]:
     return []
 
 
-@contextlib.contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run the block with `n` torch intra-op threads; the caller's count is restored afterwards."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _synth_data(cfg: DemoConfig, progress: bool) -> Path:
     """Generate the synthetic set once; a later demo with the same settings and generator reuses it."""
     from flawscope.data.synth import SynthConfig, generate_dataset
@@ -188,7 +173,7 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
     from flawscope.models.checkpoint import load_model_from_checkpoint
     from flawscope.models.registry import get_model_entry
     from flawscope.training.config import TrainConfig
-    from flawscope.training.run import train
+    from flawscope.training.run import torch_threads, train
 
     for name in cfg.models:
         get_model_entry(name)  # fail on a typo before generating anything
@@ -218,11 +203,11 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
             epochs=cfg.epochs,
             patience=0,
             seed=cfg.seed,
+            threads=cfg.threads,
             out=str(out / "runs"),
             name=name,
         )
-        with torch_threads(cfg.threads):
-            result = train(train_cfg, progress=progress)
+        result = train(train_cfg, progress=progress)
         model = load_model_from_checkpoint(result.model_path)
         shape = (model.config.preprocess.in_chans, cfg.patch_size, cfg.patch_size)
         rows.append(

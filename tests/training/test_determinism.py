@@ -102,9 +102,17 @@ def test_folder_listing_order_does_not_change_the_index(tmp_path: Path, monkeypa
 
 def test_two_threads_reruns_agree_exactly(tmp_path: Path) -> None:
     """With a fixed thread count other than the tests' one, reruns still agree to the last bit."""
-    from flawscope.demo import torch_threads
+    from flawscope.training.run import torch_threads
 
     with torch_threads(2):
         a = _run(tmp_path / "a", "a", epochs=1)
         b = _run(tmp_path / "b", "b", epochs=1)
     assert _without_paths(tmp_path / "a", a.run_dir) == _without_paths(tmp_path / "b", b.run_dir)
+
+
+def test_train_threads_option_is_applied_recorded_and_restored(tmp_path: Path) -> None:
+    before = torch.get_num_threads()
+    result = _run(tmp_path, "threads", epochs=1, threads=2)
+    metrics = json.loads((result.run_dir / "metrics.json").read_text())
+    assert metrics["torch_threads"] == 2 and torch.get_num_threads() == before
+    assert "threads: 2" in (result.run_dir / "config.yaml").read_text()

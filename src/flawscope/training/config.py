@@ -17,9 +17,9 @@ _ON_BAD_FILE = ("error", "skip")
 _NUMERIC: dict[str, type] = {
     "in_chans": int, "lr": float, "weight_decay": float, "batch_size": int, "epochs": int,
     "freeze_stages": int, "patience": int, "val_fraction": float, "test_fraction": float, "seed": int,
-    "num_workers": int, "num_nodes": int, "miss_rate_target": float, "limit_batches": float,
+    "num_workers": int, "num_nodes": int, "miss_rate_target": float, "limit_batches": float, "threads": int,
 }
-_OPTIONAL = ("miss_rate_target", "limit_batches")
+_OPTIONAL = ("miss_rate_target", "limit_batches", "threads")
 
 
 @dataclass
@@ -66,6 +66,9 @@ class TrainConfig:
         out: folder holding runs.
         name: run folder name; None = "<timestamp>-<model>".
         num_workers: data loader processes.
+        threads: torch CPU threads for training and scoring; None = torch's default (the machine's cores).
+            Metrics depend on it (parallel sums add in another order), so reruns that must agree fix it;
+            metrics.json records the count used.
         devices, accelerator, strategy, num_nodes, precision: passed to lightning.Trainer.
         resume: checkpoint to continue from.
         threshold_method: "f1" (best F1 on val) or "miss_rate" (highest threshold missing <= target on val).
@@ -109,6 +112,7 @@ class TrainConfig:
     out: str = "runs"
     name: str | None = None
     num_workers: int = 0
+    threads: int | None = None
     devices: str = "auto"
     accelerator: str = "auto"
     strategy: str = "auto"
@@ -165,6 +169,9 @@ class TrainConfig:
         for key in ("weight_decay", "freeze_stages", "patience", "num_workers"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{key} must be >= 0, got {getattr(self, key)}")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"threads must be 1 or more CPU threads (or unset for torch's default), got "
+                              f"{self.threads}")
         for key in ("val_fraction", "test_fraction"):
             if not 0 < getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be between 0 and 1 (exclusive), got {getattr(self, key)}; "

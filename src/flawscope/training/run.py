@@ -7,10 +7,12 @@ chosen on val) and skipped.csv when files were skipped.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -256,6 +258,20 @@ def prepare(cfg: TrainConfig, cache: DecodeCache | None = None) -> tuple[Dataset
     return index, split
 
 
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run the block with `n` torch intra-op CPU threads (None: as they are); restore the caller's count."""
+    import torch
+
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def train(cfg: TrainConfig, progress: bool = True) -> RunResult:
     """Train, pick the threshold on val, evaluate on test and write the run folder.
 
@@ -270,6 +286,11 @@ def train(cfg: TrainConfig, progress: bool = True) -> RunResult:
         FlawscopeError: bad options, a dataset or split a detector cannot learn from, an incompatible
             checkpoint to resume, or a NaN/inf loss during training.
     """
+    with torch_threads(cfg.threads):
+        return _train(cfg, progress)
+
+
+def _train(cfg: TrainConfig, progress: bool) -> RunResult:
     import warnings
 
     import lightning as L
