@@ -8,7 +8,8 @@ from torch import nn
 
 from flawscope.data.config import PreprocessConfig
 from flawscope.errors import ConfigError
-from flawscope.models import create_model
+from flawscope.models import bilinear, create_model
+from flawscope.models.bilinear import fused_bilinear_pool
 from flawscope.models.heads import CBAMSpatial, SpatialAttentionDS, bilinear_pool
 
 PP32 = PreprocessConfig(input_size=(32, 32))
@@ -23,6 +24,57 @@ def test_bilinear_pool_matches_the_formula_and_is_unit_length() -> None:
     phi = (f @ f.T / 30).flatten()
     expected = torch.sign(phi) * torch.sqrt(phi.abs() + 1e-8)
     torch.testing.assert_close(z[0], expected / expected.norm())
+
+
+@pytest.mark.parametrize("chunk", [1 << 18, 80])  # all rows at once; chunks of 2, 2 and 1 rows
+@pytest.mark.parametrize("shape", [(5, 6, 1, 1), (5, 6, 3, 2)])  # 1×1 maps (ResNet-18 on 32 px) and larger
+def test_fused_bilinear_pool_equals_the_reference(
+    shape: tuple[int, ...], chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bilinear, "_CHUNK_ELEMENTS", chunk)
+    torch.manual_seed(0)
+    x = torch.randn(*shape, dtype=torch.float64)
+    x[0, :2] = 0  # zero rows and columns of Φ: the signed sqrt's gradient is 0 there
+    x[1] = 0  # an all-zero map: z = 0, clamped norm
+    weight = torch.randn(shape[1] ** 2, 3, dtype=torch.float64)
+    results = []
+    for pool in (bilinear_pool, fused_bilinear_pool):
+        xx = x.clone().requires_grad_()
+        z = pool(xx)
+        (z @ weight).square().sum().backward()
+        results.append((z.detach(), xx.grad))
+    (z_ref, g_ref), (z_fused, g_fused) = results
+    assert torch.equal(z_fused, z_ref)  # same operations in the same order: bit-identical values
+    torch.testing.assert_close(g_fused, g_ref, rtol=1e-10, atol=1e-12)
+    assert g_fused[1].abs().max() == 0
+
+
+def test_fused_bilinear_pool_gradcheck_and_float32() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(2, 4, 2, 3, dtype=torch.float64).requires_grad_()
+    assert torch.autograd.gradcheck(fused_bilinear_pool, (x,))
+    x32 = torch.randn(3, 8, 2, 2)
+    torch.testing.assert_close(fused_bilinear_pool(x32), bilinear_pool(x32))
+
+
+def test_fused_bilinear_pool_falls_back_to_the_reference_under_autocast_and_half() -> None:
+    x = torch.randn(2, 8, 2, 2)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got, expected = fused_bilinear_pool(x), bilinear_pool(x)
+    assert got.dtype == expected.dtype == torch.bfloat16 and torch.equal(got, expected)
+    xh = x.to(torch.bfloat16)
+    assert torch.equal(fused_bilinear_pool(xh), bilinear_pool(xh))
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.trace:FutureWarning")  # the tracer the ONNX exporter uses
+def test_tracing_sees_the_reference_pooling() -> None:
+    # Exporters cannot map a custom autograd Function: under tracing the model pools with the plain formula.
+    torch.manual_seed(0)
+    model = create_model("sa_bcnn", backbone="small_cnn", preprocess=PP32).eval()
+    x = torch.randn(2, 1, 32, 32)
+    traced = torch.jit.trace(model, (x,))
+    assert "BilinearPool" not in str(traced.inlined_graph)
+    torch.testing.assert_close(traced(x), model(x))
 
 
 def test_spatial_attention_ds_structure_and_range() -> None:

@@ -2,16 +2,23 @@
 
 One shared backbone gives a feature map X (c × h × w). SA-BCNN refines it with a spatial attention map Ms,
 F = X ⊗ Ms, then bilinear pooling Φ(F) = F Fᵀ / hw → signed sqrt → L2 normalisation → one FC layer.
+
+The models pool with `fused_bilinear_pool`, which computes exactly `heads.bilinear_pool` (the readable
+reference) with a hand-written backward: the reference's autograd chain allocates about 25 fresh (B, c²)
+tensors per training step (262,144 values per image for a 512-channel backbone), and on CPU each such
+allocation page-faults, which made SA-BCNN several times slower than its backbone alone (docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from flawscope.data.config import PreprocessConfig
 from flawscope.errors import ConfigError
@@ -29,6 +36,96 @@ from flawscope.models.pretrained import parse_pretrained
 from flawscope.models.registry import register_model
 
 Attention = Literal["sa", "cbam"] | None
+
+# Rows of (B, c²) processed at a time: ~1 MiB of float32 stays in L2 cache and the only temporaries are
+# chunk-sized, which the allocator recycles instead of mapping fresh pages for each one.
+_CHUNK_ELEMENTS = 1 << 18
+
+
+def _row_chunks(b: int, row_size: int) -> list[slice]:
+    rows = max(1, _CHUNK_ELEMENTS // row_size)
+    return [slice(r, min(r + rows, b)) for r in range(0, b, rows)]
+
+
+class _BilinearPool(torch.autograd.Function):
+    """`heads.bilinear_pool` with one (B, c²) allocation forward (the output) and one backward (dΦ)."""
+
+    @staticmethod
+    def forward(ctx: Any, features: torch.Tensor, eps: float) -> torch.Tensor:
+        b, c, h, w = features.shape
+        hw = h * w
+        f = features.reshape(b, c, hw)
+        z = f.new_empty(b, c * c)
+        norms = f.new_empty(b, 1)
+        chunks = _row_chunks(b, c * c)
+        scratch = f.new_empty(chunks[0].stop * c * c)  # one chunk-sized temporary, reused
+        for rows in chunks:
+            part = z[rows]
+            torch.bmm(f[rows], f[rows].transpose(1, 2), out=part.view(-1, c, c))
+            if hw != 1:  # dividing by 1 is exact: skip the pass (a 1×1 map: ResNet-18 on 32 px patches)
+                part.div_(hw)  # Φ = F Fᵀ / hw
+            sign = torch.sign(part, out=scratch[: part.numel()].view_as(part))
+            part.abs_().add_(eps).sqrt_().mul_(sign)  # signed square root
+            norm = torch.linalg.vector_norm(part, dim=1, keepdim=True).clamp_min_(1e-12)  # as F.normalize
+            part.div_(norm)
+            norms[rows] = norm
+        ctx.save_for_backward(f, z, norms)
+        ctx.shape = features.shape
+        return z
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad_z: torch.Tensor) -> tuple[torch.Tensor, None]:
+        f, z, norms = ctx.saved_tensors
+        b, c, hw = f.shape
+        grad_z = grad_z.contiguous()
+        grad_phi = torch.empty_like(z)
+        grad_f = torch.empty_like(f)
+        chunks = _row_chunks(b, c * c)
+        scratch = z.new_empty(chunks[0].stop * c * c)
+        for rows in chunks:
+            zc, gz, gp, n = z[rows], grad_z[rows], grad_phi[rows], norms[rows]
+            # L2 normalisation z = s / n: ds = (dz - z (z·dz)) / n.
+            dot = torch.bmm(zc.unsqueeze(1), gz.unsqueeze(2)).view(-1, 1)
+            torch.addcmul(gz, zc, dot, value=-1, out=gp)
+            # Signed sqrt s = sign(Φ) √(|Φ| + eps): dΦ = ds / (2 |s|) where Φ ≠ 0 and 0 where Φ = 0
+            # (autograd's sign/abs rules), with |s| = n |z|, so dΦ = (dz - z (z·dz)) / (2 n² |z|). A non-zero
+            # |s| is at least √eps, so an infinite reciprocal marks exactly the entries with Φ = 0; NaN stays.
+            scale = torch.abs(zc, out=scratch[: zc.numel()].view_as(zc))
+            scale.mul_(2 * n * n).reciprocal_().nan_to_num_(nan=math.nan, posinf=0.0)
+            gp.mul_(scale)
+            # Φ = F Fᵀ / hw: dF = (dΦ + dΦᵀ) F / hw.
+            gm, fc = gp.view(-1, c, c), f[rows]
+            out = grad_f[rows]
+            torch.bmm(gm, fc, out=out)
+            out.baddbmm_(gm.transpose(1, 2), fc)
+            if hw != 1:
+                out.div_(hw)
+        return grad_f.reshape(ctx.shape), None
+
+
+def fused_bilinear_pool(features: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """`heads.bilinear_pool` (Φ = F Fᵀ / hw → signed sqrt → L2 normalisation), equal values, fast backward.
+
+    Holds one (B, c²) tensor for backward instead of the reference's six; differentiable once (no
+    double backward). The fused path is for eager float32/float64 on CPU, where each fresh (B, c²) tensor
+    costs page faults; on GPUs (whose caching allocator recycles memory), under autocast, tracing or ONNX
+    export it is the reference itself.
+
+    Args:
+        features: feature map (B, c, h, w).
+        eps: keeps the square root's gradient finite at 0.
+
+    Returns:
+        (B, c*c) unit-length descriptors.
+    """
+    fused = (
+        features.device.type == "cpu"
+        and features.dtype in (torch.float32, torch.float64)
+        and not torch.is_autocast_enabled("cpu")
+        and not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export())  # exporters: the plain formula
+    )
+    return _BilinearPool.apply(features, eps) if fused else bilinear_pool(features, eps)
 
 
 class BilinearCNN(FlawModel):
@@ -96,12 +193,12 @@ class BilinearCNN(FlawModel):
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """Bilinear pooling + FC; `pre_logits=True` gives the unit-length bilinear vector (B, c²)."""
-        return self.head(bilinear_pool(x), pre_logits=pre_logits)
+        return self.head(fused_bilinear_pool(x), pre_logits=pre_logits)
 
     def forward_outputs(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """{"logits", "features" (B, c²) unit-length bilinear vector, "attention" (B, 1, h, w) if any}."""
         refined, ms = self._maps(x)
-        z = bilinear_pool(refined)
+        z = fused_bilinear_pool(refined)
         out = {"logits": self.head(z), "features": z}
         if ms is not None:
             out["attention"] = ms
