@@ -18,7 +18,8 @@ _HELP = {
     "model": "Model name (`flawscope models list`).",
     "backbone": "Backbone of models that take one (e.g. resnet18; the encoder of unet/deeplabv3plus).",
     "model_args": "Extra model-builder option KEY=VALUE (repeatable), e.g. reduce_dim=128.",
-    "pretrained": "Backbone weights: a local file, 'hub', or 'timm:<name>.<tag>'. Default: random init.",
+    "init": "Backbone start: random, checkpoint:<backbone.pt> (flawscope pretrain), or imagenet[:<file or "
+            "timm name>]. Default: random.",
     "input_size": "Model input size: 224 or HxW (256x192).",
     "resize": "Resize whole images to input-size (--resize) or crop native-resolution patches (--patch).",
     "intensity": "Raw value to [0,1]: dtype, minmax, window:LOW:HIGH or percentile:LOW:HIGH.",
@@ -101,7 +102,7 @@ def register(app: typer.Typer) -> None:
         model_args: Annotated[
             list[str] | None, typer.Option("--model-args", help=_help("model_args"))
         ] = None,
-        pretrained: Annotated[str | None, typer.Option(help=_help("pretrained"))] = None,
+        init: Annotated[str | None, typer.Option(help=_help("init"))] = None,
         input_size: Annotated[str | None, typer.Option(help=_help("input_size"))] = None,
         resize: Annotated[bool | None, typer.Option("--resize/--patch", help=_help("resize"))] = None,
         intensity: Annotated[str | None, typer.Option(help=_help("intensity"))] = None,

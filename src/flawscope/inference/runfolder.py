@@ -1,7 +1,8 @@
 """Run folders and model files: every path of a run and the one model loader.
 
 A training run writes `<out>/<name>/`: config.yaml, split.csv, checkpoints/ (best and last.ckpt),
-logs/, metrics.json, report.html, model.pt and skipped.csv (`RunFolder` names each).
+logs/, metrics.json, report.html, model.pt, init.json and skipped.csv (`RunFolder` names each); a
+pre-training run writes backbone.pt instead of model.pt and split.csv.
 
 The one threshold rule (`load_model`): a model's decision threshold is the one chosen on validation.
 model.pt stores it. A Lightning checkpoint is written before the threshold is chosen, so a checkpoint in a
@@ -67,6 +68,15 @@ class RunFolder:
     @property
     def skipped_file(self) -> Path:
         return self.path / "skipped.csv"
+
+    @property
+    def init_file(self) -> Path:
+        return self.path / "init.json"
+
+    @property
+    def backbone_file(self) -> Path:
+        """A pre-training run's backbone checkpoint (`flawscope pretrain`)."""
+        return self.path / "backbone.pt"
 
     def is_run(self) -> bool:
         """True when the folder holds a run's config.yaml."""

@@ -247,3 +247,107 @@ def load_backbone_weights(
     target.load_state_dict(new_state, strict=False)
     report.loaded = len(new_state)
     return report
+
+
+# -- backbone checkpoints and --init ---------------------------------------------------------------------
+BACKBONE_FILE_FORMAT = "flawscope-backbone/1"
+INIT_HELP = "random | checkpoint:<backbone.pt from flawscope pretrain> | imagenet[:<local file or timm name>]"
+
+
+def save_backbone(path: str | Path, state_dict: Mapping[str, torch.Tensor], arch: str, in_chans: int,
+                  **meta: Any) -> Path:
+    """Write a pre-trained backbone (what `flawscope pretrain` produces) that `--init checkpoint:` loads."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"format": BACKBONE_FILE_FORMAT, "backbone": arch, "in_chans": int(in_chans),
+                "meta": dict(meta), "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()}}, path)
+    return path
+
+
+def read_backbone_header(path: str | Path) -> dict[str, Any]:
+    """The backbone name, input channels and metadata of a `save_backbone` file.
+
+    Raises:
+        CheckpointError: the file is missing or is not a flawscope backbone checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"backbone checkpoint {path} does not exist; pass the backbone.pt that "
+                              "`flawscope pretrain` wrote")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unpickling failure means "not a file we wrote"
+        raise CheckpointError(f"{path} is not a PyTorch checkpoint ({type(err).__name__}: {err})") from None
+    if not isinstance(obj, Mapping) or obj.get("format") != BACKBONE_FILE_FORMAT:
+        raise CheckpointError(
+            f"{path} is not a flawscope backbone checkpoint (no format {BACKBONE_FILE_FORMAT!r}); "
+            "use --init checkpoint: with a `flawscope pretrain` backbone.pt, or --init imagenet:<file> for "
+            "other weights files"
+        )
+    return {"backbone": obj["backbone"], "in_chans": int(obj["in_chans"]), **dict(obj.get("meta") or {})}
+
+
+def backbone_arch(build_kwargs: Mapping[str, Any], model_name: str) -> str:
+    """The backbone architecture of a model: its `backbone` / `encoder` option, or the model itself."""
+    return str(build_kwargs.get("backbone") or build_kwargs.get("encoder") or model_name)
+
+
+def parse_init(init: str | None) -> tuple[str, str | Path | None]:
+    """("random", None), ("checkpoint", Path) or ("imagenet", pretrained value for the model builder).
+
+    Raises:
+        ConfigError-like CheckpointError: an unknown form or a missing file.
+    """
+    text = "random" if init in (None, "", "random") else str(init)
+    kind, _, value = text.partition(":")
+    if kind == "random" and not value:
+        return "random", None
+    if kind == "checkpoint" and value:
+        return "checkpoint", Path(value)
+    if kind == "imagenet":
+        if not value:
+            return "imagenet", "hub"  # the backbone's default timm weights (online)
+        if Path(value).is_file():
+            return "imagenet", Path(value)
+        if "/" in value or Path(value).suffix in (".pt", ".pth", ".bin", ".safetensors", ".ckpt"):
+            raise CheckpointError(f"--init {text}: weights file {value} does not exist; pass an existing "
+                                  "file, or a timm name such as imagenet:resnet18.a1_in1k (online)")
+        return "imagenet", f"timm:{value}"
+    raise CheckpointError(f"--init {text!r} is not understood; use {INIT_HELP}")
+
+
+def check_init(init: str | None, arch: str, in_chans: int) -> dict[str, Any]:
+    """Refuse, before training, a backbone checkpoint of another architecture or input channels.
+
+    Returns:
+        The checkpoint's header ({} for random and imagenet inits).
+    """
+    kind, value = parse_init(init)
+    if kind != "checkpoint":
+        return {}
+    header = read_backbone_header(value)  # type: ignore[arg-type]
+    if header["backbone"] != arch or header["in_chans"] != in_chans:
+        raise CheckpointError(
+            f"--init checkpoint {value} holds a {header['backbone']} backbone for "
+            f"{header['in_chans']}-channel input, but this run builds a {arch} backbone for "
+            f"{in_chans}-channel input; pre-train the same backbone (flawscope pretrain --backbone {arch} "
+            f"--in-chans {in_chans}) or pass --backbone {header['backbone']} / "
+            f"--in-chans {header['in_chans']}"
+        )
+    return header
+
+
+def init_to_pretrained(init: str | None) -> str | Path | None:
+    """The builders' `pretrained=` value for an --init value."""
+    kind, value = parse_init(init)
+    return None if kind == "random" else value
+
+
+def pretrained_to_init(pretrained: str | Path | None) -> str:
+    """The --init value of an older run's `pretrained:` option (config.yaml files written before --init)."""
+    if pretrained in (None, ""):
+        return "random"
+    text = str(pretrained)
+    if text == "hub":
+        return "imagenet"
+    return "imagenet:" + text.removeprefix("timm:")

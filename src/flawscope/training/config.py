@@ -22,8 +22,80 @@ _NUMERIC: dict[str, type] = {
 _OPTIONAL = ("miss_rate_target", "limit_batches", "threads")
 
 
+class ConfigFile:
+    """Dict / YAML round trip of a run's options (a dataclass): unknown keys are errors naming valid ones.
+
+    The resolved copy is saved as the run's config.yaml and `--config` reads it back, so the YAML keys map 1:1
+    onto the command-line options.
+    """
+
+    @classmethod
+    def keys(cls) -> list[str]:
+        """Valid option names."""
+        return [f.name for f in fields(cls)]  # type: ignore[arg-type]
+
+    @classmethod
+    def upgrade(cls, d: dict[str, Any]) -> dict[str, Any]:
+        """Options of older config files in today's names (none by default)."""
+        return d
+
+    @classmethod
+    def check_keys(cls, d: dict[str, Any], source: str) -> None:
+        """Raise ConfigError for a key that is not an option."""
+        valid = cls.keys()
+        for key in d:
+            if key not in valid:
+                hint = did_you_mean(key, valid, n=1)
+                raise ConfigError(f"{source}: unknown option {key!r}.{hint} Valid options: "
+                                  f"{', '.join(valid)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (YAML friendly: tuples become lists)."""
+        d = dataclasses.asdict(self)  # type: ignore[call-overload]
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], source: str = "config") -> Any:
+        """Build from a dict; an unknown key is an error naming it and listing the valid keys."""
+        d = cls.upgrade(d)
+        cls.check_keys(d, source)
+        return cls(**d)
+
+    def replace(self, **overrides: Any) -> Any:
+        """A copy with some options changed (checked like from_dict)."""
+        self.check_keys(overrides, "overrides")
+        return dataclasses.replace(self, **overrides)  # type: ignore[type-var]
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **overrides: Any) -> Any:
+        """Load a YAML file; `overrides` (e.g. CLI options) win over the file."""
+        import yaml
+
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        try:
+            d = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
+        if not isinstance(d, dict):
+            raise ConfigError(f"config file {path} must hold a mapping option: value, got {type(d).__name__}")
+        d = cls.upgrade(d)
+        cls.check_keys(d, str(path))
+        cls.check_keys(overrides, "overrides")
+        return cls(**{**d, **overrides})
+
+    def to_yaml(self, path: str | Path) -> Path:
+        """Write as YAML (the resolved config of a run)."""
+        import yaml
+
+        path = Path(path)
+        path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+        return path
+
+
 @dataclass
-class TrainConfig:
+class TrainConfig(ConfigFile):
     """Everything a training run needs; the resolved copy is saved as the run's config.yaml.
 
     Defaults follow the SA-BCNN paper where it says something: SGD with momentum 0.9, lr 1e-3, batch 16,
@@ -40,7 +112,11 @@ class TrainConfig:
             model's default.
         model_args: extra keyword arguments of the model builder (`flawscope models info NAME`), e.g.
             {"reduce_dim": 128} or timm options such as {"output_stride": 16}.
-        pretrained: None (random init), a weights file, or a hub name understood by the model builder.
+        init: how the backbone (a segmenter's encoder) starts: "random", "checkpoint:<backbone.pt>" (written
+            by `flawscope pretrain`; its backbone and input channels must match this run's), or
+            "imagenet[:<local weights file or timm name>]" (RGB first convolutions folded to one channel).
+            The head (a segmenter's decoder) always starts random; everything is fine-tuned, not frozen,
+            unless freeze_stages says so. What was loaded is saved as the run's init.json.
         input_size: (height, width) the model sees.
         resize: True resizes whole images to input_size; False crops patches at native resolution.
         intensity: raw value -> [0, 1] mapping ("dtype", "minmax", "window:LOW:HIGH", "percentile:LOW:HIGH").
@@ -87,7 +163,7 @@ class TrainConfig:
     model: str = "sa_bcnn"
     backbone: str | None = None
     model_args: dict[str, Any] = field(default_factory=dict)
-    pretrained: str | None = None
+    init: str = "random"
     input_size: tuple[int, int] = (224, 224)
     resize: bool = True
     intensity: str = "dtype"
@@ -192,63 +268,22 @@ class TrainConfig:
         if min(self.input_size) < 8:
             raise ConfigError(f"input_size {self.input_size} is too small; use at least 8×8 pixels")
 
-    # -- dict / YAML ------------------------------------------------------------------------------------
     @classmethod
-    def keys(cls) -> list[str]:
-        """Valid option names."""
-        return [f.name for f in fields(cls)]
+    def upgrade(cls, d: dict[str, Any]) -> dict[str, Any]:
+        """Options of older config files in today's names (`pretrained:` became `init:`)."""
+        return _upgrade(d)
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict (YAML friendly)."""
-        d = dataclasses.asdict(self)
-        d["input_size"] = list(self.input_size)
+
+def _upgrade(d: dict[str, Any]) -> dict[str, Any]:
+    """Options of older config files in today's names (`pretrained:` became `init:`)."""
+    if "pretrained" not in d:
         return d
+    from flawscope.models.pretrained import pretrained_to_init
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any], source: str = "config") -> TrainConfig:
-        """Build from a dict; an unknown key is an error naming it and listing the valid keys."""
-        check_keys(d, source)
-        return cls(**d)
-
-    def replace(self, **overrides: Any) -> TrainConfig:
-        """A copy with some options changed (checked like from_dict)."""
-        check_keys(overrides, "overrides")
-        return dataclasses.replace(self, **overrides)
-
-    @classmethod
-    def from_yaml(cls, path: str | Path, **overrides: Any) -> TrainConfig:
-        """Load a YAML file; `overrides` (e.g. CLI options) win over the file."""
-        import yaml
-
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
-        try:
-            d = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
-        if not isinstance(d, dict):
-            raise ConfigError(f"config file {path} must hold a mapping option: value, got {type(d).__name__}")
-        check_keys(d, str(path))
-        check_keys(overrides, "overrides")
-        return cls(**{**d, **overrides})
-
-    def to_yaml(self, path: str | Path) -> Path:
-        """Write as YAML (the resolved config of a run)."""
-        import yaml
-
-        path = Path(path)
-        path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
-        return path
-
-
-def check_keys(d: dict[str, Any], source: str) -> None:
-    """Raise ConfigError for a key that is not a TrainConfig option."""
-    valid = TrainConfig.keys()
-    for key in d:
-        if key not in valid:
-            hint = did_you_mean(key, valid, n=1)
-            raise ConfigError(f"{source}: unknown option {key!r}.{hint} Valid options: {', '.join(valid)}")
+    d = dict(d)
+    old = d.pop("pretrained")
+    d.setdefault("init", pretrained_to_init(old))
+    return d
 
 
 def _choice(name: str, value: Any, valid: tuple[str, ...]) -> None:

@@ -174,20 +174,44 @@ def _check_model_task(cfg: TrainConfig) -> None:
                           f"--task {entry.task} or one of the {cfg.task} models: {others or '(none yet)'}")
 
 
-def _create_model(cfg: TrainConfig, index: DatasetIndex) -> FlawModel:
-    from flawscope.data.config import IntensityConfig, PreprocessConfig
-    from flawscope.models.registry import create_model
-
-    preprocess = PreprocessConfig(in_chans=cfg.in_chans, intensity=IntensityConfig.parse(cfg.intensity),
-                                  input_size=cfg.input_size, resize=cfg.resize)
+def _model_kwargs(cfg: TrainConfig) -> dict[str, Any]:
     kwargs: dict[str, Any] = dict(cfg.model_args)
     if cfg.backbone:
         # smp segmenters call their backbone an encoder; one option serves both kinds of model.
         kwargs["encoder" if cfg.task == "segment" else "backbone"] = cfg.backbone
+    return kwargs
+
+
+def check_init(cfg: TrainConfig) -> dict[str, Any]:
+    """Refuse, before the dataset scan, an --init backbone of another architecture or input channels."""
+    import torch
+
+    from flawscope.models.pretrained import backbone_arch, check_init, parse_init
+    from flawscope.models.registry import create_model
+
+    if parse_init(cfg.init)[0] != "checkpoint":
+        return {}
+    try:
+        with torch.device("meta"):  # no weights, no memory: only the architecture is needed
+            probe = create_model(cfg.model, num_classes=2, in_chans=cfg.in_chans, **_model_kwargs(cfg))
+    except TypeError as err:
+        raise ConfigError(f"model {cfg.model!r} cannot be built with these options ({err}); drop "
+                          "--backbone or pick a model that takes one (`flawscope models list`)") from None
+    return check_init(cfg.init, backbone_arch(probe.config.build_kwargs, cfg.model), cfg.in_chans)
+
+
+def _create_model(cfg: TrainConfig, index: DatasetIndex) -> FlawModel:
+    from flawscope.data.config import IntensityConfig, PreprocessConfig
+    from flawscope.models.pretrained import init_to_pretrained
+    from flawscope.models.registry import create_model
+
+    preprocess = PreprocessConfig(in_chans=cfg.in_chans, intensity=IntensityConfig.parse(cfg.intensity),
+                                  input_size=cfg.input_size, resize=cfg.resize)
+    kwargs = _model_kwargs(cfg)
     try:
         model = create_model(
-            cfg.model, num_classes=len(index.classes), in_chans=cfg.in_chans, pretrained=cfg.pretrained,
-            preprocess=preprocess, class_names=tuple(index.classes),
+            cfg.model, num_classes=len(index.classes), in_chans=cfg.in_chans,
+            pretrained=init_to_pretrained(cfg.init), preprocess=preprocess, class_names=tuple(index.classes),
             # The dataset, not the builder's name heuristics, knows which classes are defective.
             defective_classes=tuple(c for c in index.classes if c in index.defective_classes), **kwargs,
         )
@@ -196,6 +220,22 @@ def _create_model(cfg: TrainConfig, index: DatasetIndex) -> FlawModel:
         raise ConfigError(f"model {cfg.model!r} cannot be built with these options ({err}); drop "
                           "--backbone or pick a model that takes one (`flawscope models list`)") from None
     return model
+
+
+def _write_init(run: Any, cfg: TrainConfig, model: FlawModel, header: dict[str, Any], progress: bool) -> None:
+    """init.json: how the backbone started, and which weights were loaded, missing, left over or folded."""
+    report = getattr(model, "pretrained_report", None)
+    info: dict[str, Any] = {"init": cfg.init, "fine_tuned": True, "frozen_stages": cfg.freeze_stages}
+    if header:
+        info["checkpoint"] = header
+    if report is not None:
+        info.update(source=report.source, loaded=report.loaded, missing=report.missing,
+                    unexpected=report.unexpected, folded=report.folded)
+        if progress:
+            print(f"init {cfg.init}: {report.loaded} backbone tensors loaded, {len(report.missing)} missing "
+                  f"(kept random), {len(report.unexpected)} left over (heads), {len(report.folded)} folded "
+                  f"RGB->1 channel; details in {run.init_file}")
+    run.init_file.write_text(json.dumps(info, indent=2, default=str) + "\n")
 
 
 def _describe(index: DatasetIndex, positions: list[int]):  # noqa: ANN202 - a small closure
@@ -326,6 +366,7 @@ def _train(cfg: TrainConfig, progress: bool) -> RunResult:
                           "written by flawscope.data.splits.save_split)")
 
     _check_model_task(cfg)  # before the (possibly long) dataset scan
+    init_header = check_init(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     # One cache for the checks and the loaders: masks the checks decode are decoded once.
     cache = DecodeCache(disk_dir=cfg.cache_dir)
@@ -357,6 +398,7 @@ def _train(cfg: TrainConfig, progress: bool) -> RunResult:
         save_split(index, split, run.split_file)
         if index.skipped:
             write_skipped(run.skipped_file, index.skipped)
+        _write_init(run, cfg, model, init_header, progress)
         os.environ[_RUN_NAME_ENV] = run_dir.name
 
     limit = cfg.limit_batches
