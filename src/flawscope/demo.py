@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import shutil
@@ -64,23 +63,6 @@ class DemoConfig:
             raise ConfigError(f"threads={self.threads} is invalid; use 1 or more CPU threads")
 
 
-def _generator_fingerprint() -> dict[str, str]:
-    """What, besides its config, decides the synthetic images: the generator's code and numpy/scipy.
-
-    A data folder written by another version of any of them is regenerated rather than reused, so a rerun
-    trains on the images a fresh clone would generate.
-    """
-    import numpy
-    import scipy
-
-    from flawscope import __version__
-    from flawscope.data import synth
-
-    code = hashlib.sha256(Path(synth.__file__).read_bytes()).hexdigest()
-    return {"flawscope": __version__, "synth_sha256": code, "numpy": numpy.__version__,
-            "scipy": scipy.__version__}
-
-
 def environment() -> dict[str, Any]:
     """What the demo's numbers depend on beyond its options: torch threads, CPU kernels and versions."""
     import numpy
@@ -129,7 +111,7 @@ def _cpu_flags() -> list[str]:
 
 def _synth_data(cfg: DemoConfig, progress: bool) -> Path:
     """Generate the synthetic set once; a later demo with the same settings and generator reuses it."""
-    from flawscope.data.synth import SynthConfig, generate_dataset
+    from flawscope.data.synth import SynthConfig, generate_dataset, generator_fingerprint
 
     synth = SynthConfig(
         n_images=cfg.n_images, size=(cfg.image_size, cfg.image_size), seed=cfg.seed,
@@ -137,7 +119,7 @@ def _synth_data(cfg: DemoConfig, progress: bool) -> Path:
     )
     data = Path(cfg.out) / "data"
     marker = data / "demo_synth.json"
-    wanted = json.dumps({"config": synth.to_dict(), "generator": _generator_fingerprint()}, sort_keys=True,
+    wanted = json.dumps({"config": synth.to_dict(), "generator": generator_fingerprint()}, sort_keys=True,
                         default=str)
     if marker.is_file() and marker.read_text() == wanted and (data / "manifest.csv").is_file():
         return data

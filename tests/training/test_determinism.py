@@ -83,8 +83,10 @@ def test_demo_regenerates_data_made_by_another_generator(tmp_path: Path, monkeyp
     manifest = data / "manifest.csv"
     stamp = manifest.stat().st_mtime_ns
     assert demo._synth_data(cfg, progress=False) == data and manifest.stat().st_mtime_ns == stamp  # reused
-    real = demo._generator_fingerprint()
-    monkeypatch.setattr(demo, "_generator_fingerprint", lambda: {**real, "synth_sha256": "changed"})
+    from flawscope.data import synth
+
+    real = synth.generator_fingerprint()
+    monkeypatch.setattr(synth, "generator_fingerprint", lambda: {**real, "synth_sha256": "changed"})
     demo._synth_data(cfg, progress=False)
     assert manifest.stat().st_mtime_ns != stamp  # regenerated
 

@@ -1,4 +1,4 @@
-"""--init: random, a `flawscope pretrain` backbone checkpoint, or ImageNet-style weights; what loaded is saved."""
+"""--init: random, a `flawscope pretrain` backbone, or ImageNet-style weights; what loaded is saved."""
 
 from __future__ import annotations
 

@@ -33,7 +33,9 @@ def _root(
 
 
 # Command modules, in the order they appear in --help.
-_COMMAND_MODULES = ("data", "synth", "models", "train", "evaluate", "predict", "benchmark", "demo")
+_COMMAND_MODULES = (
+    "data", "synth", "models", "pretrain", "train", "evaluate", "predict", "benchmark", "demo",
+)
 
 for _name in _COMMAND_MODULES:
     importlib.import_module(f"flawscope.cli.{_name}").register(app)

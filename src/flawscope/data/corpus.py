@@ -9,7 +9,6 @@ lets a group (patient, series, part) span both. `CorpusDataset` turns it into su
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import math
 import re
@@ -583,18 +582,6 @@ def _common_path(roots: Sequence[Path]) -> str:
 # Synthetic radiographs
 
 
-def _generator_fingerprint() -> dict[str, str]:
-    """What, besides the config, decides the synthetic images: the generator's code and numpy/scipy."""
-    import scipy
-
-    from flawscope import __version__
-    from flawscope.data import synth
-
-    code = hashlib.sha256(Path(synth.__file__).read_bytes()).hexdigest()
-    return {"flawscope": __version__, "synth_sha256": code, "numpy": np.__version__,
-            "scipy": scipy.__version__}
-
-
 def synthetic_corpus(
     out_dir: str | Path,
     n_images: int = 2000,
@@ -624,7 +611,14 @@ def synthetic_corpus(
         n_parts: distinct parts the views show; None = max(2, n_images // 10).
         workers: processes to render with (the images are the same for any count).
     """
-    from flawscope.data.synth import CONFIG_FILE, FLAW_TYPES, MANIFEST_FILE, SynthConfig, generate_dataset
+    from flawscope.data.synth import (
+        CONFIG_FILE,
+        FLAW_TYPES,
+        MANIFEST_FILE,
+        SynthConfig,
+        generate_dataset,
+        generator_fingerprint,
+    )
 
     _check_val_fraction(val_fraction)
     if n_images < 2:
@@ -636,7 +630,7 @@ def synthetic_corpus(
     )
     out = Path(out_dir)
     marker = out / SYNTH_MARKER
-    wanted = json.dumps({"config": cfg.to_dict(), "generator": _generator_fingerprint()}, sort_keys=True)
+    wanted = json.dumps({"config": cfg.to_dict(), "generator": generator_fingerprint()}, sort_keys=True)
     if not (marker.is_file() and marker.read_text() == wanted and (out / MANIFEST_FILE).is_file()):
         marker.unlink(missing_ok=True)  # stale: written again only once the new images are complete
         if out.is_dir() and any(out.iterdir()) and not (out / CONFIG_FILE).is_file():
