@@ -800,11 +800,13 @@ class _CorpusImages(Dataset):
         intensity: IntensityConfig = _DEFAULT_INTENSITY,
         mean: Sequence[float] = (0.5,),
         std: Sequence[float] = (0.25,),
+        train: bool = True,
         cache: DecodeCache | None = None,
         seed: int = 0,
         resize: bool = False,
         augment: CorpusAugment | None = None,
     ) -> None:
+        self.train = train
         self.items = list(items)  # may be empty (a corpus without val): the caller decides whether that is ok
         self.preprocess = PreprocessConfig(
             in_chans=in_chans, intensity=intensity, mean=tuple(mean), std=tuple(std),
@@ -861,28 +863,14 @@ class CorpusDataset(_CorpusImages):
         augment: the augmentation; None = `CorpusAugment()`.
     """
 
-    def __init__(
-        self,
-        items: Sequence[CorpusItem],
-        input_size: int | tuple[int, int] = (224, 224),
-        in_chans: int = 1,
-        intensity: IntensityConfig = _DEFAULT_INTENSITY,
-        mean: Sequence[float] = (0.5,),
-        std: Sequence[float] = (0.25,),
-        train: bool = True,
-        cache: DecodeCache | None = None,
-        seed: int = 0,
-        resize: bool = False,
-        augment: CorpusAugment | None = None,
-    ) -> None:
-        super().__init__(items, input_size, in_chans, intensity, mean, std, cache, seed, resize, augment)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         widths = Counter(len(it.labels) for it in self.items)
         if len(widths) > 1:
             raise DatasetError(f"corpus items carry different numbers of labels {sorted(widths)}; "
                                "use the items of one corpus")
-        self.train = train
         self.num_labels = next(iter(widths), 0)
-        self._eval = None if train else build_eval_transform(self.preprocess)
+        self._eval = None if self.train else build_eval_transform(self.preprocess)
 
     def __getitem__(self, item: int | tuple[int, int]) -> dict[str, torch.Tensor]:
         i, epoch = self._where(item)
@@ -908,23 +896,6 @@ class TwoViewDataset(_CorpusImages):
 
     Args: as `CorpusDataset`; labels, if any, are not used.
     """
-
-    def __init__(
-        self,
-        items: Sequence[CorpusItem],
-        input_size: int | tuple[int, int] = (224, 224),
-        in_chans: int = 1,
-        intensity: IntensityConfig = _DEFAULT_INTENSITY,
-        mean: Sequence[float] = (0.5,),
-        std: Sequence[float] = (0.25,),
-        train: bool = True,
-        cache: DecodeCache | None = None,
-        seed: int = 0,
-        resize: bool = False,
-        augment: CorpusAugment | None = None,
-    ) -> None:
-        super().__init__(items, input_size, in_chans, intensity, mean, std, cache, seed, resize, augment)
-        self.train = train
 
     def __getitem__(self, item: int | tuple[int, int]) -> dict[str, Any]:
         i, epoch = self._where(item)
