@@ -22,7 +22,7 @@ _HELP = {
     "input_size": "Crop size at native resolution: 96 or HxW.",
     "resize": "Resize whole images to input-size instead of cropping.",
     "synth_images": "Synthetic radiographs in the corpus (generated once, then reused).",
-    "synth_size": "Side of the synthetic radiographs in pixels.",
+    "synth_size": "Side of the synthetic radiographs in pixels. Default: the input size.",
     "synth_difficulty": "Synthetic flaw difficulty 0..1 (fainter, smaller flaws when higher).",
     "epochs": "Epochs.",
     "batch_size": "Images per batch.",

@@ -53,9 +53,12 @@ class PretrainConfig(ConfigFile):
         exclude: folders or files left out of an unlabelled corpus (a downstream task's val/test series).
         in_chans: input channels (1 for radiographs).
         intensity: raw value -> [0, 1] mapping ("dtype", "minmax", "window:LOW:HIGH", "percentile:LOW:HIGH").
-        input_size: crop size in pixels, at native resolution (or the whole image resized with resize).
-        resize: resize whole images to input_size instead of cropping.
-        synth_images, synth_size, synth_difficulty: the synthetic corpus (generated once, then reused).
+        input_size: the model input in pixels. SimCLR views are crops at native resolution (or of the whole
+            image with resize); the labelled objectives always see the whole image resized to input_size,
+            because an image-level label is only true of the whole image.
+        resize: SimCLR: crop views from the whole image resized instead of at native resolution.
+        synth_images, synth_size, synth_difficulty: the synthetic corpus (generated once, then reused);
+            synth_size None = input_size, so each radiograph is one input at its native resolution.
         epochs, batch_size, lr, weight_decay: AdamW on a cosine schedule.
         temperature: NT-Xent temperature (simclr).
         val_fraction: share of groups held out for the validation loss when the corpus has no split.
@@ -80,7 +83,7 @@ class PretrainConfig(ConfigFile):
     input_size: tuple[int, int] = (96, 96)
     resize: bool = False
     synth_images: int = 1000
-    synth_size: int = 256
+    synth_size: int | None = None
     synth_difficulty: float = 0.3
     epochs: int = 10
     batch_size: int = 32
@@ -127,7 +130,9 @@ class PretrainConfig(ConfigFile):
                               f"{len(self.data)}: {self.data}")
         if self.in_chans not in (1, 3):
             raise ConfigError(f"in_chans must be 1 (grayscale) or 3 (RGB), got {self.in_chans}")
-        for key in ("epochs", "batch_size", "lr", "temperature", "synth_images", "synth_size"):
+        if self.synth_size is not None and self.synth_size < 16:
+            raise ConfigError(f"synth_size must be at least 16 pixels, got {self.synth_size}")
+        for key in ("epochs", "batch_size", "lr", "temperature", "synth_images"):
             if not getattr(self, key) > 0:
                 raise ConfigError(f"{key} must be positive, got {getattr(self, key)}")
         if self.batch_size < 2 and self.objective == "simclr":
@@ -252,8 +257,10 @@ def load_corpus(cfg: PretrainConfig, run_dir: Path) -> Corpus:
     from flawscope.data import corpus as corpora
 
     if cfg.objective == "synthetic":
-        where = Path(cfg.out) / f"synthetic-corpus-{cfg.synth_images}x{cfg.synth_size}-s{cfg.seed}"
-        return corpora.synthetic_corpus(where, n_images=cfg.synth_images, size=cfg.synth_size, seed=cfg.seed,
+        size = cfg.synth_size or max(cfg.input_size)
+        tag = f"{cfg.synth_images}x{size}-d{cfg.synth_difficulty:g}-s{cfg.seed}"
+        where = Path(cfg.out) / f"synthetic-corpus-{tag}"
+        return corpora.synthetic_corpus(where, n_images=cfg.synth_images, size=size, seed=cfg.seed,
                                         difficulty=cfg.synth_difficulty, val_fraction=cfg.val_fraction)
     if cfg.objective == "supervised":
         source = Path(cfg.data[0])
@@ -270,14 +277,18 @@ def _loaders(cfg: PretrainConfig, corpus: Corpus) -> tuple[Any, Any]:
 
     from flawscope.data.cache import DecodeCache
     from flawscope.data.config import IntensityConfig
-    from flawscope.data.corpus import CorpusDataset, TwoViewDataset
+    from flawscope.data.corpus import CorpusAugment, CorpusDataset, TwoViewDataset
     from flawscope.data.datamodule import EpochSampler
 
     cache = DecodeCache(disk_dir=cfg.cache_dir)
-    kind = TwoViewDataset if cfg.objective == "simclr" else CorpusDataset
+    ssl = cfg.objective == "simclr"
+    kind = TwoViewDataset if ssl else CorpusDataset
+    # Labels describe whole images: the labelled objectives keep every view whole (no crop), so a flaw the
+    # label names is always in the input; flips, rotations and intensity changes keep the label true.
+    whole = CorpusAugment(scale=(1.0, 1.0), ratio=(1.0, 1.0))
     common = dict(input_size=cfg.input_size, in_chans=cfg.in_chans,
                   intensity=IntensityConfig.parse(cfg.intensity), cache=cache, seed=cfg.seed,
-                  resize=cfg.resize)
+                  resize=cfg.resize if ssl else True, augment=None if ssl else whole)
     train_set = kind(corpus.part("train"), train=True, **common)
     val_set = kind(corpus.part("val"), train=False, **common)
     for part, dataset in (("train", train_set), ("val", val_set)):
