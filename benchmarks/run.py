@@ -18,7 +18,7 @@ from pathlib import Path
 from benchmarks.common import Context, SectionResult, SectionSkipped, machine, set_threads
 
 SECTIONS = ("throughput", "lightning_overhead", "latency", "loader", "real_classify", "real_segment",
-            "bilinear_speed")
+            "bilinear_speed", "pretrain_speed")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -216,7 +216,8 @@ class PretrainModule(L.LightningModule):
         """Pooled backbone features (B, D): the classifier's pre-logits."""
         return self.net.forward_head(self.net.forward_features(x), pre_logits=True)
 
-    def _loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def objective_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The objective's loss of one batch (BCE over known labels, or NT-Xent of the two views)."""
         if self.objective == "simclr":
             z1, z2 = (self.head(self.embed(batch[v])) for v in ("view1", "view2"))
             return self.criterion(z1, z2)
@@ -228,7 +229,7 @@ class PretrainModule(L.LightningModule):
         return (loss * known).sum() / known.sum().clamp_min(1)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = self._loss(batch)
+        loss = self.objective_loss(batch)
         if not torch.isfinite(loss):
             raise ConfigError(f"pre-training loss is {loss.item()} at epoch {self.current_epoch}, step "
                               f"{batch_idx}; lower --lr (now {self.hparams.lr:g}) or check the images")
@@ -237,7 +238,7 @@ class PretrainModule(L.LightningModule):
         return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self.log("val_loss", self._loss(batch), on_step=False, on_epoch=True, prog_bar=True,
+        self.log("val_loss", self.objective_loss(batch), on_step=False, on_epoch=True, prog_bar=True,
                  batch_size=_batch_len(batch), sync_dist=True)
 
     def configure_optimizers(self) -> dict[str, Any]:
