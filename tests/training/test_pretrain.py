@@ -41,7 +41,7 @@ def test_synthetic_pretraining_writes_a_backbone_and_its_report(synthetic_run) -
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["epochs_trained"] == 2 and len(metrics["curve"]) == 2
     best = min(metrics["curve"], key=lambda c: c["val_loss"])
-    assert metrics["best_epoch"] == best["epoch"]
+    assert metrics["best_epoch"] == metrics["kept_epoch"] == best["epoch"] and metrics["selected"] == "best"
     assert metrics["best_val_loss"] == pytest.approx(best["val_loss"])
     assert "Loss per epoch" in (run / "report.html").read_text()
 
@@ -82,7 +82,8 @@ def test_simclr_on_unlabelled_radiographs(tmp_path: Path) -> None:
     cfg = PretrainConfig(objective="simclr", data=[str(images)], out=str(tmp_path / "runs"), name="ssl",
                          **FAST)
     result = pretrain(cfg, progress=False)
-    assert read_backbone_header(result.backbone_path)["objective"] == "simclr"
+    header = read_backbone_header(result.backbone_path)
+    assert header["objective"] == "simclr" and header["selected"] == "last" and header["kept_epoch"] == 1
     assert result.metrics["corpus"]["train"] + result.metrics["corpus"]["val"] == 12
     assert all(np.isfinite(c["train_loss"]) for c in result.metrics["curve"])
 

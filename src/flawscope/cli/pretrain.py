@@ -31,6 +31,7 @@ _HELP = {
     "temperature": "NT-Xent temperature (simclr).",
     "val_fraction": "Share of groups held out for the validation loss when the corpus has no split.",
     "patience": "Epochs without a better validation loss before stopping; 0 = never.",
+    "select": "Epoch backbone.pt keeps: best (lowest val loss) or last. Default: best, last for simclr.",
     "max_minutes": "Stop after this many minutes (the best epoch so far is kept).",
     "limit_batches": "Batches per epoch (a count) or a fraction of the epoch, for smoke runs.",
     "seed": "Seed of the split, the augmentations and the initialisation.",
@@ -83,6 +84,7 @@ def register(app: typer.Typer) -> None:
         temperature: Annotated[float | None, typer.Option(help=_help("temperature"))] = None,
         val_fraction: Annotated[float | None, typer.Option(help=_help("val_fraction"))] = None,
         patience: Annotated[int | None, typer.Option(help=_help("patience"))] = None,
+        select: Annotated[str | None, typer.Option(help=_help("select"))] = None,
         max_minutes: Annotated[float | None, typer.Option(help=_help("max_minutes"))] = None,
         limit_batches: Annotated[
             float | None, typer.Option(metavar="COUNT|FRACTION", help=_help("limit_batches"))
@@ -113,7 +115,8 @@ def register(app: typer.Typer) -> None:
         result = pretrain(cfg, progress=not quiet)
         m = result.metrics
         console = Console()
-        console.print(f"best epoch {m['best_epoch']} (val loss {m['best_val_loss']}), {m['epochs_trained']} "
-                      f"epochs in {m['seconds']} s, peak memory {m['peak_rss_mb']} MB", highlight=False)
+        console.print(f"kept epoch {m['kept_epoch']} ({m['selected']}; lowest val loss {m['best_val_loss']} "
+                      f"at epoch {m['best_epoch']}), {m['epochs_trained']} epochs in {m['seconds']} s, peak "
+                      f"memory {m['peak_rss_mb']} MB", highlight=False)
         console.print(f"[bold green]backbone:[/] {result.backbone_path}  (train --init "
                       f"checkpoint:{result.backbone_path}); report: {result.report_path}", highlight=False)

@@ -63,6 +63,9 @@ class PretrainConfig(ConfigFile):
         temperature: NT-Xent temperature (simclr).
         val_fraction: share of groups held out for the validation loss when the corpus has no split.
         patience: epochs without a better validation loss before stopping; 0 = never.
+        select: which epoch backbone.pt keeps: "best" (lowest validation loss, seed 001's rule) or "last";
+            None = best for the labelled objectives, last for simclr (a contrastive loss on a small val set
+            ranks epochs poorly: on GDXray it rose while the training loss fell).
         max_minutes: stop training after this many minutes (the best epoch so far is kept); None = no limit.
         limit_batches: batches per epoch (int) or a fraction (float), for smoke runs.
         seed, threads, num_workers, accelerator, devices, precision: as for `flawscope train`.
@@ -92,6 +95,7 @@ class PretrainConfig(ConfigFile):
     temperature: float = 0.1
     val_fraction: float = 0.1
     patience: int = 0
+    select: str | None = None
     max_minutes: float | None = None
     limit_batches: int | float | None = None
     seed: int = 0
@@ -120,6 +124,8 @@ class PretrainConfig(ConfigFile):
         """Raise ConfigError naming the first bad field, its value and the valid choices."""
         if self.objective not in OBJECTIVES:
             raise ConfigError(f"objective {self.objective!r} is unknown; use one of {', '.join(OBJECTIVES)}")
+        if self.select not in (None, "best", "last"):
+            raise ConfigError(f"select {self.select!r} is unknown; use best or last")
         if self.uncertain not in _UNCERTAIN:
             raise ConfigError(f"uncertain {self.uncertain!r} is unknown; use one of {', '.join(_UNCERTAIN)}")
         if self.objective != "synthetic" and not self.data:
@@ -358,12 +364,15 @@ def _pretrain(cfg: PretrainConfig, progress: bool) -> PretrainResult:
     trainer.fit(module, train_loader, val_loader, ckpt_path=cfg.resume)
     seconds = time.perf_counter() - start
     ckpt_cb = trainer.checkpoint_callback
+    select = cfg.select or ("last" if cfg.objective == "simclr" else "best")
     best = Path(ckpt_cb.best_model_path) if ckpt_cb is not None and ckpt_cb.best_model_path else None
-    best_epoch = None
-    if best is not None and best.is_file():
-        state = torch.load(best, map_location="cpu", weights_only=True)
+    kept = best if select == "best" else run.last_checkpoint
+    kept_epoch = None
+    if kept is not None and kept.is_file():
+        state = torch.load(kept, map_location="cpu", weights_only=True)
         module.load_state_dict(state["state_dict"])
-        best_epoch = int(state.get("epoch", -1))
+        # Lightning stores the epoch count at save time; the best checkpoint's is its own epoch index.
+        kept_epoch = int(state.get("epoch", -1)) if select == "best" else trainer.current_epoch - 1
     curve = _loss_curve(run.logs_dir / "metrics.csv")
     if cfg.resume and run.metrics_file.is_file():
         # Lightning's CSV log restarts with a resumed fit: keep the epochs the earlier fit logged.
@@ -377,14 +386,15 @@ def _pretrain(cfg: PretrainConfig, progress: bool) -> PretrainResult:
                                                        "val": len(corpus.part("val")),
                                                        "labels": list(corpus.label_names),
                                                        "skipped": len(corpus.skipped)},
-        "epochs_trained": trainer.current_epoch, "best_epoch": best_epoch,
+        "epochs_trained": trainer.current_epoch, "selected": select, "kept_epoch": kept_epoch,
+        "best_epoch": _best_epoch(best),
         "best_val_loss": float(ckpt_cb.best_model_score) if ckpt_cb and ckpt_cb.best_model_score is not None
         else None,
         "curve": curve, "seconds": round(seconds, 1), "peak_rss_mb": _peak_rss_mb(),
         "torch_threads": torch.get_num_threads(), "device": str(trainer.strategy.root_device),
     }
     backbone_path = save_backbone(run.backbone_file, module.backbone.state_dict(), cfg.backbone, cfg.in_chans,
-                                  objective=cfg.objective, best_epoch=best_epoch,
+                                  objective=cfg.objective, selected=select, kept_epoch=kept_epoch,
                                   best_val_loss=metrics["best_val_loss"], labels=list(corpus.label_names),
                                   input_size=list(cfg.input_size), run=str(run.path))
     run.metrics_file.write_text(json.dumps(json_safe(metrics), indent=2) + "\n")
@@ -394,6 +404,13 @@ def _pretrain(cfg: PretrainConfig, progress: bool) -> PretrainResult:
         write_skipped(run.skipped_file, corpus.skipped)
     report = _write_report(run, metrics)
     return PretrainResult(run.path, backbone_path, metrics, report)
+
+
+def _best_epoch(best: Path | None) -> int | None:
+    """The epoch of the lowest validation loss (from the best checkpoint)."""
+    if best is None or not best.is_file():
+        return None
+    return int(torch.load(best, map_location="cpu", weights_only=True).get("epoch", -1))
 
 
 def _loss_curve(path: Path) -> list[dict[str, float]]:
@@ -429,9 +446,10 @@ def _write_report(run: Any, metrics: dict[str, Any]) -> Path:
 
     from flawscope.evaluation.report import Report
 
+    rule = ("the lowest validation loss" if metrics["selected"] == "best" else "the last epoch")
     rep = Report(f"flawscope pretrain: {metrics['objective']} / {metrics['backbone']}",
-                 f"backbone.pt holds the weights of the epoch with the lowest validation loss "
-                 f"(epoch {metrics['best_epoch']}); load it with --init checkpoint:{run.backbone_file}")
+                 f"backbone.pt holds the weights of epoch {metrics['kept_epoch']} ({rule}); load it with "
+                 f"--init checkpoint:{run.backbone_file}")
     facts = {k: v for k, v in metrics.items() if k not in ("curve", "corpus")}
     facts.update({f"corpus {k}": v for k, v in metrics["corpus"].items()})
     rep.add_metrics_table("Run", facts)
@@ -443,7 +461,9 @@ def _write_report(run: Any, metrics: dict[str, Any]) -> Path:
             if points:
                 ax.plot(*zip(*points, strict=True), marker="o", label=key.replace("_", " "))
         if metrics["best_epoch"] is not None:
-            ax.axvline(metrics["best_epoch"], color="grey", linestyle="--", label="best epoch")
+            ax.axvline(metrics["best_epoch"], color="grey", linestyle="--", label="lowest val loss")
+        if metrics["kept_epoch"] is not None and metrics["kept_epoch"] != metrics["best_epoch"]:
+            ax.axvline(metrics["kept_epoch"], color="black", linestyle=":", label="kept (last)")
         ax.set_xlabel("epoch")
         ax.set_ylabel("loss")
         ax.legend()
