@@ -34,7 +34,7 @@ def _root(
 
 # Command modules, in the order they appear in --help.
 _COMMAND_MODULES = (
-    "data", "synth", "models", "pretrain", "train", "evaluate", "predict", "benchmark", "demo",
+    "data", "synth", "models", "pretrain", "train", "evaluate", "predict", "benchmark", "study", "demo",
 )
 
 for _name in _COMMAND_MODULES:

@@ -84,8 +84,11 @@ def write_fold_splits(cfg: TrainConfig, k: int, out: Path) -> list[tuple[str, st
     return folds
 
 
-def _check_same_options(run_dir: Path, planned: TrainConfig) -> None:
-    """Refuse to reuse a finished run trained with other options than the benchmark's."""
+def check_same_options(run_dir: Path, planned: TrainConfig, what: str = "benchmark") -> None:
+    """Refuse to reuse a finished run trained with other options than the planned ones.
+
+    `what` names the caller in the error ("benchmark", "study").
+    """
     found = TrainConfig.from_yaml(RunFolder(run_dir).config_file).to_dict()
     want = planned.to_dict()
     if want["loss"] is None:  # the run stores the default loss it resolved
@@ -94,15 +97,68 @@ def _check_same_options(run_dir: Path, planned: TrainConfig) -> None:
     if diff:
         k = diff[0]
         raise ConfigError(
-            f"run folder {run_dir} was trained with {k}={found.get(k)!r}, but this benchmark asks for "
+            f"run folder {run_dir} was trained with {k}={found.get(k)!r}, but this {what} asks for "
             f"{k}={want[k]!r} ({len(diff)} option(s) differ); pass another --out or delete that run"
         )
 
 
-def _test_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+def run_test_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The defect-vs-ok test numbers of a run's metrics.json (Table III's, plus F1, ROC AUC, threshold)."""
     test = metrics.get("test") or {}
     binary = test.get("defect", test)  # multi-class metrics nest their defect-vs-ok numbers
     return {k: binary.get(k) for k in _METRICS}
+
+
+def train_or_reuse(run_cfg: TrainConfig, progress: bool = False, what: str = "benchmark",
+                   resume_unfinished: bool = False, log: Callable[[str], None] | None = None) -> bool:
+    """Train one planned run, or reuse it when its folder holds a finished run with the same options.
+
+    Args:
+        run_cfg: the run's options; its folder is `run_cfg.out / run_cfg.name`.
+        progress: show the training progress bar.
+        what: the caller, named in errors ("benchmark", "study").
+        resume_unfinished: an unfinished run with the same options continues from its last.ckpt (or, when
+            it was stopped before its first checkpoint, is trained again from the start); False refuses it.
+        log: receives "reused" / "training" / "resuming" lines.
+
+    Returns:
+        True when a finished run was reused (nothing trained).
+
+    Raises:
+        ConfigError: the folder holds a run with other options, or an unfinished run (resume_unfinished
+            False).
+    """
+    import shutil
+
+    from flawscope.training.run import train
+
+    say = log or (lambda _msg: None)
+    run_dir = Path(run_cfg.out) / str(run_cfg.name)
+    run = RunFolder(run_dir)
+    if run.is_finished():
+        check_same_options(run_dir, run_cfg, what)
+        say("finished run found, reused")
+        return True
+    if run_dir.exists() and any(run_dir.iterdir()):
+        if not resume_unfinished:
+            raise ConfigError(f"run folder {run_dir} holds an unfinished run; delete it to train it again")
+        if run.is_run():
+            check_same_options(run_dir, run_cfg, what)
+        if run.is_run() and run.last_checkpoint.is_file():
+            say(f"unfinished run found, resuming from {run.last_checkpoint}")
+            log_file = run.logs_dir / "metrics.csv"
+            if log_file.is_file():  # Lightning's CSV logger starts the file anew on resume: keep the old one
+                n = len(list(run.logs_dir.glob("metrics-before-resume-*.csv")))
+                shutil.copyfile(log_file, run.logs_dir / f"metrics-before-resume-{n}.csv")
+            train(run_cfg.replace(resume=str(run.last_checkpoint)), progress=progress)
+            return False
+        # Stopped before its first checkpoint: nothing to keep but its config, split and empty logs.
+        say("unfinished run without a checkpoint found, training it again")
+        shutil.rmtree(run_dir)
+    else:
+        say("training")
+    train(run_cfg, progress=progress)
+    return False
 
 
 def _cost(run_dir: Path, batch_sizes: Sequence[int], iters: int, threads: int | None) -> dict[str, Any]:
@@ -211,7 +267,6 @@ def run_benchmark(
 
     from flawscope.evaluation.evaluate import evaluate
     from flawscope.evaluation.table import TABLE_III_COLUMNS, benchmark_table
-    from flawscope.training.run import train
 
     say = log or (lambda _msg: None)
     if folds is not None and seeds is not None:
@@ -250,16 +305,8 @@ def run_benchmark(
         for j, (label, changes) in enumerate(plans):
             run_dir = out_dir / "runs" / model / label
             run_cfg = cfg.replace(model=model, task=task, out=str(run_dir.parent), name=label, **changes)
-            if RunFolder(run_dir).is_finished():
-                _check_same_options(run_dir, run_cfg)
-                say(f"{model} {label}: finished run found, reused")
+            if train_or_reuse(run_cfg, progress, log=lambda msg, m=model, lb=label: say(f"{m} {lb}: {msg}")):
                 reused.append(run_dir)
-            elif run_dir.exists() and any(run_dir.iterdir()):
-                raise ConfigError(f"run folder {run_dir} holds an unfinished run; delete it to train it "
-                                  "again")
-            else:
-                say(f"{model} {label}: training")
-                train(run_cfg, progress=progress)
             run_dirs.append(run_dir)
             metrics = RunFolder(run_dir).read_metrics()
             ev = evaluate(run_dir, split="test", out=run_dir / "eval-test", write_report=False,
@@ -270,7 +317,7 @@ def run_benchmark(
                     if r["defective"] != "":
                         ys.append(int(r["defective"]))
                         ss.append(float(r["score"]))
-            row = {"model": model, "run": label, **_test_metrics(metrics)}
+            row = {"model": model, "run": label, **run_test_metrics(metrics)}
             if j == 0:
                 say(f"{model}: measuring Params, FLOPs and latency")
                 row.update(_cost(run_dir, latency_batch_sizes, latency_iters, latency_threads))
