@@ -120,3 +120,28 @@ def test_bad_input_is_refused_with_the_reason(tmp_path: Path) -> None:
         PretrainConfig(objective="byol2")
     with pytest.raises(FlawscopeError, match="unknown option 'epoch'"):
         PretrainConfig.from_dict({"epoch": 3})
+
+
+@pytest.mark.parametrize("backbone", ["resnet50", "vgg16", "vit_tiny", "efficientnet_b0"])
+def test_every_seed_backbone_pretrains_and_loads_into_its_classifier(backbone: str, tmp_path: Path) -> None:
+    """One SimCLR and one multi-label step for each backbone of seed 001 (and a plain timm name)."""
+    from flawscope.models.pretrained import init_to_pretrained, save_backbone
+    from flawscope.models.registry import create_model
+    from flawscope.training.pretrain import PretrainModule
+
+    torch.manual_seed(0)
+    for objective in ("simclr", "supervised"):
+        module = PretrainModule(backbone, 1, (32, 32), objective, num_labels=3)
+        x = torch.randn(4, 1, 32, 32)
+        batch = ({"view1": x, "view2": x.flip(-1)} if objective == "simclr"
+                 else {"image": x, "labels": torch.tensor([[1.0, 0.0, float("nan")]] * 4)})
+        loss = module.objective_loss(batch)
+        loss.backward()
+        assert torch.isfinite(loss)
+    path = save_backbone(tmp_path / "b.pt", module.backbone.state_dict(), backbone, 1)
+    timm_only = backbone == "efficientnet_b0"
+    name, kwargs = ("timm_classifier", {"backbone": backbone}) if timm_only else (backbone, {})
+    model = create_model(name, pretrained=init_to_pretrained(f"checkpoint:{path}"), **kwargs)
+    assert model.pretrained_report.loaded > 0 and not model.pretrained_report.missing
+    if backbone == "vit_tiny":  # pre-trained on 32 px, built for 224 px: the position grid is resampled
+        assert model.pretrained_report.resampled == ["pos_embed"]

@@ -29,6 +29,7 @@ class LoadReport:
         missing: backbone keys the checkpoint did not provide (kept at their initial values).
         unexpected: checkpoint keys the backbone has no place for (classifier heads are listed here too).
         folded: first-conv keys whose RGB kernels were summed to one channel (or repeated to three).
+        resampled: ViT position embeddings interpolated to the model's patch grid (another input size).
     """
 
     source: str
@@ -36,6 +37,7 @@ class LoadReport:
     missing: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
     folded: list[str] = field(default_factory=list)
+    resampled: list[str] = field(default_factory=list)
 
 
 def parse_pretrained(pretrained: str | Path | None) -> tuple[str, str | Path | None]:
@@ -174,6 +176,27 @@ def _fits_by_folding(src: torch.Tensor, dst: torch.Tensor) -> bool:
     )
 
 
+def _is_pos_embed(key: str, src: torch.Tensor, dst: torch.Tensor) -> bool:
+    return key.endswith("pos_embed") and src.ndim == dst.ndim == 3 and src.shape[2] == dst.shape[2]
+
+
+def _resample_pos_embed(src: torch.Tensor, dst: torch.Tensor, target: nn.Module) -> torch.Tensor:
+    """A ViT's position embeddings for another patch grid (timm's bicubic resampling), class token kept."""
+    import math
+
+    from timm.layers import resample_abs_pos_embed
+
+    prefix = int(getattr(target, "num_prefix_tokens", 1))
+    old = int(round(math.sqrt(src.shape[1] - prefix)))
+    grid = getattr(getattr(target, "patch_embed", None), "grid_size", None)
+    new = list(grid) if grid is not None else [int(round(math.sqrt(dst.shape[1] - prefix)))] * 2
+    if old * old != src.shape[1] - prefix or new[0] * new[1] != dst.shape[1] - prefix:
+        raise CheckpointError(f"position embeddings of {tuple(src.shape)} cannot be resampled to "
+                              f"{tuple(dst.shape)}: not a square patch grid; use the same input size")
+    out = resample_abs_pos_embed(src, new_size=new, old_size=[old, old], num_prefix_tokens=prefix)
+    return out.to(dst.dtype)
+
+
 def load_backbone_weights(
     model: nn.Module, source: str | Path | Mapping[str, torch.Tensor], strict: bool = True
 ) -> LoadReport:
@@ -221,6 +244,10 @@ def load_backbone_weights(
     new_state: dict[str, torch.Tensor] = {}
     for key in matched:
         src, dst = sub[key], target_state[key]
+        if src.shape != dst.shape and _is_pos_embed(key, src, dst):
+            new_state[key] = _resample_pos_embed(src, dst, target)
+            report.resampled.append(key)
+            continue
         if src.shape != dst.shape:
             if not _fits_by_folding(src, dst):
                 raise CheckpointError(

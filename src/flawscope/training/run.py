@@ -230,7 +230,7 @@ def _write_init(run: Any, cfg: TrainConfig, model: FlawModel, header: dict[str, 
         info["checkpoint"] = header
     if report is not None:
         info.update(source=report.source, loaded=report.loaded, missing=report.missing,
-                    unexpected=report.unexpected, folded=report.folded)
+                    unexpected=report.unexpected, folded=report.folded, resampled=report.resampled)
         if progress:
             print(f"init {cfg.init}: {report.loaded} backbone tensors loaded, {len(report.missing)} missing "
                   f"(kept random), {len(report.unexpected)} left over (heads), {len(report.folded)} folded "
