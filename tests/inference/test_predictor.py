@@ -161,3 +161,16 @@ def test_bad_tiling_options_name_the_value() -> None:
         Predictor(BrightnessBackend(size=16), tiling=TilingPolicy(overlap=16))
     with pytest.raises(ConfigError, match="batch_size"):
         Predictor(BrightnessBackend(size=16), batch_size=0)
+
+
+def test_embed_many_gives_one_feature_row_per_image() -> None:
+    from flawscope.data.config import PreprocessConfig as Pre
+    from flawscope.models.registry import create_model
+
+    torch.manual_seed(0)
+    model = create_model("small_cnn", preprocess=Pre(input_size=(16, 16), resize=False))
+    predictor = Predictor(model, batch_size=2)
+    feats = predictor.embed_many([_image(16, 16), _image(40, 40, spot=(3, 3))])  # the second is tiled
+    assert feats.shape == (2, model.num_features) and np.isfinite(feats).all()
+    with pytest.raises(ConfigError, match="no features"):
+        Predictor(BrightnessBackend(size=16)).embed_many([_image(16, 16)])

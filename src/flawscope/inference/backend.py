@@ -77,3 +77,20 @@ class TorchBackend:
         with torch.inference_mode():
             outputs = self.model.forward_export(x.to(self.device))
         return {name: out.float().cpu().numpy() for name, out in zip(self.output_names, outputs, strict=True)}
+
+    def embed(self, batch: torch.Tensor | np.ndarray) -> np.ndarray:
+        """Pooled features (B, D) of a batch: the classifier's pre-logits (`forward_outputs()["features"]`).
+
+        Raises:
+            ConfigError: a model without pooled features (segmenters).
+        """
+        import torch
+
+        x = torch.as_tensor(batch, dtype=torch.float32)
+        self.model.to(self.device).eval()
+        with torch.inference_mode():
+            outputs = self.model.forward_outputs(x.to(self.device))
+        if "features" not in outputs:
+            raise ConfigError(f"model {self.config.name!r} returns no pooled features (its outputs: "
+                              f"{sorted(outputs)}); use a classification model")
+        return outputs["features"].float().reshape(x.shape[0], -1).cpu().numpy()

@@ -289,6 +289,24 @@ class Predictor:
             del queue[: self.batch_size]
         yield from self._finished(pending)
 
+    def embed_many(self, items: Iterable[ImageItem | ImageSource]) -> np.ndarray:
+        """Pooled backbone features (N, D) of images seen as `predict_many` sees them (mean over tiles).
+
+        For layer probes and feature studies; needs a backend with `embed` (TorchBackend).
+        """
+        embed = getattr(self.backend, "embed", None)
+        if embed is None:
+            raise ConfigError(f"backend {self.backend!r} gives no features; use a TorchBackend")
+        import torch
+
+        rows = []
+        for raw in items:
+            job = self._plan(raw if isinstance(raw, ImageItem) else ImageItem(raw))
+            feats = [embed(torch.stack(job.inputs[i : i + self.batch_size]))
+                     for i in range(0, len(job.inputs), self.batch_size)]
+            rows.append(np.concatenate(feats).mean(axis=0))
+        return np.stack(rows) if rows else np.zeros((0, 0), np.float32)
+
     def _plan(self, item: ImageItem) -> _Job:
         """Decode an item and cut it into normalised model inputs by the tiling policy."""
         import torch

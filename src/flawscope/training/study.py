@@ -740,36 +740,12 @@ def _pretrained_model(config: Any, init: str, seed: int) -> FlawModel:
 # -- features, probe, t-SNE ---------------------------------------------------------------------------------
 def embed_samples(model: FlawModel, samples: Sequence[Sample], cache: Any = None, batch_size: int = 32
                   ) -> np.ndarray:
-    """Pooled features (N, D) of samples: each decoded (its crop) and made one model input, as inference does.
+    """Pooled features (N, D) of samples, each decoded (its crop) and seen as the Predictor sees it."""
+    from flawscope.inference.predictor import ImageItem, Predictor
 
-    Resize models see the whole image resized; patch models one patch of their input size (images padded
-    bottom/right with zeros to it, as the Predictor pads, then centre-cropped by the eval transform).
-    """
-    import numpy as np
-    import torch
-
-    from flawscope.data.tiling import pad_to_min
-    from flawscope.inference.preprocess import Preprocessor
-
-    pre = Preprocessor(model.config.preprocess)
-    size = tuple(model.config.preprocess.input_size)
-    model.eval()
-    feats: list[np.ndarray] = []
-    with torch.inference_mode():
-        for start in range(0, len(samples), batch_size):
-            xs = []
-            for s in samples[start:start + batch_size]:
-                image, _ = pre.load_sample(s, cache)
-                x = torch.from_numpy(np.ascontiguousarray(image))
-                if not model.config.preprocess.resize:
-                    x = pad_to_min(x, size)
-                xs.append(pre(x))
-            outputs = model.forward_outputs(torch.stack(xs))
-            if "features" not in outputs:
-                raise ConfigError(f"model {model.config.name!r} returns no pooled features "
-                                  f"(forward_outputs gives {sorted(outputs)}); use a classification model")
-            feats.append(outputs["features"].float().reshape(len(xs), -1).cpu().numpy())
-    return np.concatenate(feats) if feats else np.zeros((0, 0), np.float32)
+    predictor = Predictor(model, batch_size=batch_size)
+    return predictor.embed_many(ImageItem(predictor.preprocessor.load_sample(s, cache)[0], path=str(s.image))
+                                for s in samples)
 
 
 def linear_probe(features: np.ndarray, y: np.ndarray, groups: np.ndarray, folds: int = 5, seed: int = 0
