@@ -120,19 +120,8 @@ def lightning_epochs(ctx: Context, s: dict[str, int], epochs: int) -> dict[str, 
     import torch
     from torch.utils.data import DataLoader
 
-    from benchmarks.common import synthetic_batch
+    from benchmarks.common import epoch_timer, synthetic_batch
     from flawscope.training.module import FlawModule
-
-    class EpochTimer(L.Callback):
-        def __init__(self) -> None:
-            self.times: list[float] = []
-            self._start = 0.0
-
-        def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
-            self._start = time.perf_counter()
-
-        def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
-            self.times.append(time.perf_counter() - self._start)
 
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)  # its tips and notes, once per fit
     n_batches = s["epoch_batches"]
@@ -140,7 +129,7 @@ def lightning_epochs(ctx: Context, s: dict[str, int], epochs: int) -> dict[str, 
     for n in VARIANTS:
         torch.manual_seed(ctx.seed)
         modules[n] = FlawModule(_build(n, s["size"]), optimizer="adamw", lr=1e-3)
-        timers[n] = EpochTimer()
+        timers[n] = epoch_timer()
     first = next(iter(modules.values())).model
     batches = [synthetic_batch(first, s["batch_size"], s["size"], ctx.seed + i) for i in range(n_batches)]
     loader = DataLoader(batches, batch_size=None, shuffle=False)  # ready batches: no collation cost

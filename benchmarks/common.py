@@ -185,3 +185,23 @@ def timed_train_steps(model: Any, batch: dict[str, Any], steps: int, warmup: int
     for _ in range(steps):
         step()
     return time.perf_counter() - start
+
+
+def epoch_timer() -> Any:
+    """A Lightning callback that records each training epoch's wall time in `.times` (seconds)."""
+    import time
+
+    import lightning as L
+
+    class EpochTimer(L.Callback):
+        def __init__(self) -> None:
+            self.times: list[float] = []
+            self._start = 0.0
+
+        def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+            self._start = time.perf_counter()
+
+        def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+            self.times.append(time.perf_counter() - self._start)
+
+    return EpochTimer()

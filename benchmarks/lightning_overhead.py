@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from benchmarks.common import Context, SectionResult, build_model, synthetic_batch, task_loss
+from benchmarks.common import Context, SectionResult, build_model, epoch_timer, synthetic_batch, task_loss
 
 NAME = "lightning_overhead"
 NEEDS_DATA = False
@@ -58,22 +58,11 @@ def lightning_loop(ctx: Context, s: dict[str, Any]) -> list[float]:
 
     from flawscope.training.module import FlawModule
 
-    class EpochTimer(L.Callback):
-        def __init__(self) -> None:
-            self.times: list[float] = []
-            self._start = 0.0
-
-        def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
-            self._start = time.perf_counter()
-
-        def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
-            self.times.append(time.perf_counter() - self._start)
-
     torch.manual_seed(ctx.seed)
     model = build_model(s["model"], s["size"])
     loader = _loader(ctx, model, s)
     module = FlawModule(model, optimizer="sgd", lr=1e-3)
-    timer = EpochTimer()
+    timer = epoch_timer()
     trainer = L.Trainer(
         max_epochs=s["epochs"], accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0,
