@@ -145,3 +145,17 @@ def test_every_seed_backbone_pretrains_and_loads_into_its_classifier(backbone: s
     assert model.pretrained_report.loaded > 0 and not model.pretrained_report.missing
     if backbone == "vit_tiny":  # pre-trained on 32 px, built for 224 px: the position grid is resampled
         assert model.pretrained_report.resampled == ["pos_embed"]
+
+
+def test_exclude_split_leaves_the_held_out_series_out(tmp_path: Path) -> None:
+    from flawscope.training.pretrain import held_out_groups, load_corpus
+
+    images = _images(tmp_path / "series", 12)  # groups S00, S01, S02 (folders)
+    split = tmp_path / "split.csv"
+    split.write_text("# flawscope split seed=0\npath,crop,label,group,split\na.png,,ok,S01,test\n"
+                     "b.png,,ok,S00,train\nc.png,,ok,S02,val\n")
+    assert held_out_groups(split) == ["S01", "S02"]
+    cfg = PretrainConfig(objective="simclr", data=[str(images)], exclude_split=str(split), out=str(tmp_path),
+                         **FAST)
+    corpus = load_corpus(cfg, tmp_path)
+    assert {item.path.parent.name for item in corpus.items} == {"S00"}

@@ -253,3 +253,10 @@ def test_labels_stay_put_when_inits_are_added(backbone: Path) -> None:
     two = init_labels(["random", f"checkpoint:{backbone}", "imagenet:resnet18.a1_in1k", same_file])
     assert one == {k: two[k] for k in one}
     assert list(two.values())[2:] == ["imagenet", "synthetic small_cnn (backbone.pt)"]
+
+
+def test_fold_templates_name_one_backbone_per_fold() -> None:
+    from flawscope.training.study import fold_init
+
+    assert fold_init("checkpoint:ssl-fold{fold}/backbone.pt", 2) == "checkpoint:ssl-fold2/backbone.pt"
+    assert fold_init("random", 1) == "random"

@@ -51,6 +51,9 @@ class PretrainConfig(ConfigFile):
         uncertain: how a -1 (uncertain) label counts: positive (seed 001), negative or ignore.
         blank: the value of a blank label cell.
         exclude: folders or files left out of an unlabelled corpus (a downstream task's val/test series).
+        exclude_split: a downstream split.csv: the groups of its val and test parts (GDXray series, which are
+            folder names) are excluded too, so self-supervised pre-training on the training series' own images
+            never sees a series the fine-tuned model is chosen or tested on.
         in_chans: input channels (1 for radiographs).
         intensity: raw value -> [0, 1] mapping ("dtype", "minmax", "window:LOW:HIGH", "percentile:LOW:HIGH").
         input_size: the model input in pixels. SimCLR views are crops at native resolution (or of the whole
@@ -81,6 +84,7 @@ class PretrainConfig(ConfigFile):
     uncertain: str = "positive"
     blank: float = 0.0
     exclude: list[str] = field(default_factory=list)
+    exclude_split: str | None = None
     in_chans: int = 1
     intensity: str = "dtype"
     input_size: tuple[int, int] = (96, 96)
@@ -275,8 +279,25 @@ def load_corpus(cfg: PretrainConfig, run_dir: Path) -> Corpus:
             return corpora.load_label_csv(source, valid_csv=cfg.valid_csv, uncertain=cfg.uncertain,
                                           blank=cfg.blank, val_fraction=cfg.val_fraction, seed=cfg.seed)
         return corpora.load_class_folders(source, val_fraction=cfg.val_fraction, seed=cfg.seed)
-    return corpora.load_unlabelled(cfg.data, val_fraction=cfg.val_fraction, seed=cfg.seed,
-                                   exclude=cfg.exclude)
+    exclude = list(cfg.exclude) + (held_out_groups(cfg.exclude_split) if cfg.exclude_split else [])
+    return corpora.load_unlabelled(cfg.data, val_fraction=cfg.val_fraction, seed=cfg.seed, exclude=exclude)
+
+
+def held_out_groups(split_file: str | Path) -> list[str]:
+    """The groups of a split file's val and test parts (what pre-training must not see)."""
+    import csv
+
+    path = Path(split_file)
+    if not path.is_file():
+        raise ConfigError(f"exclude_split {path} does not exist; pass a split.csv of the downstream task "
+                          "(a run's split.csv or a study's folds/fold<k>/split.csv)")
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(line for line in f if not line.startswith("#")))
+    groups = sorted({r["group"] for r in rows if (r.get("split") or r.get("part")) in ("val", "test")
+                     and r.get("group")})
+    if not groups:
+        raise ConfigError(f"split file {path} has no val or test group to exclude (columns group and split)")
+    return groups
 
 
 def _loaders(cfg: PretrainConfig, corpus: Corpus) -> tuple[Any, Any]:

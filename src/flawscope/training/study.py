@@ -141,7 +141,7 @@ class StudyConfig(ConfigFile):
             raise ConfigError(f"init(s) {dupes} are listed twice; name each init once")
         for init in self.inits:
             try:
-                parse_init(init)
+                parse_init(fold_init(init, 0))
             except CheckpointError as err:
                 raise ConfigError(f"init {init!r}: {err}") from None
         if self.folds < 2:
@@ -260,11 +260,26 @@ class _Summary:
 
 
 # -- init labels --------------------------------------------------------------------------------------------
+def fold_init(init: str, fold: int) -> str:
+    """The init of one fold: "{fold}" in a checkpoint path becomes the fold number.
+
+    Pre-training that sees the training series' own images (self-supervised, labels unused) must be done per
+    fold, never on that fold's val or test series: `--init "checkpoint:ssl-fold{fold}/backbone.pt"` names one
+    backbone per fold (`flawscope pretrain --exclude-split <study>/folds/fold<k>/split.csv` writes them).
+    """
+    return init.replace("{fold}", str(int(fold)))
+
+
+def _fold_number(run_name: str) -> int:
+    match = re.match(r"fold(\d+)", run_name)
+    return int(match.group(1)) if match else 0
+
+
 def init_label(init: str) -> str:
     """"random", "imagenet", or a checkpoint's "<objective> <backbone>" (e.g. "synthetic resnet18")."""
     from flawscope.models.pretrained import parse_init, read_backbone_header
 
-    kind, value = parse_init(init)
+    kind, value = parse_init(fold_init(init, 0))
     if kind != "checkpoint":
         return kind
     header = read_backbone_header(value)  # type: ignore[arg-type]
@@ -277,7 +292,9 @@ def init_labels(inits: Sequence[str]) -> dict[str, str]:
     for init in inits:
         label = init_label(init)
         if label in labels.values():
-            label = f"{label} ({Path(init.partition(':')[2]).name or init})"
+            file = Path(init.partition(":")[2])
+            # backbone.pt files are named by their run folder (flawscope pretrain's --name)
+            label = f"{label} ({(file.parent.name if file.name == 'backbone.pt' else file.name) or init})"
         n = 2
         while label in labels.values():
             label, n = f"{label} #{n}", n + 1
@@ -350,8 +367,8 @@ def _base_config(cfg: StudyConfig) -> TrainConfig:
 
 def _run_cfg(base: TrainConfig, out: Path, init: str, label: str, name: str, split_file: str,
              **changes: Any) -> TrainConfig:
-    return base.replace(init=init, split_file=split_file, out=str(out / "runs" / _slug(label)), name=name,
-                        **changes)
+    return base.replace(init=fold_init(init, _fold_number(name)), split_file=split_file,
+                        out=str(out / "runs" / _slug(label)), name=name, **changes)
 
 
 def _plan(cfg: StudyConfig, base: TrainConfig, labels: dict[str, str], folds: list[tuple[str, str]],
@@ -514,7 +531,8 @@ def run_study(cfg: StudyConfig, progress: bool = False, log: Callable[[str], Non
                           f"is a {base.task} model; pass a classification model (--model small_cnn, ...)")
     labels = init_labels(cfg.inits)
     for init in cfg.inits:
-        check_init(base.replace(init=init))  # a mismatched backbone checkpoint fails before any training
+        # A mismatched checkpoint fails before any training (other folds' files: when their run starts).
+        check_init(base.replace(init=fold_init(init, 0)))
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     cfg.to_yaml(out / f"{cfg.kind}.yaml")
@@ -673,7 +691,7 @@ def _summarise_features(ctx: _Context) -> _Summary:
     for plan in plans:
         if parse_init(plan.init)[0] != "random":
             embeddings.append((f"{plan.label} (not fine-tuned)", plan.init, False,
-                               _pretrained_model(config, plan.init, cfg.seed)))
+                               _pretrained_model(config, plan.cfg.init, cfg.seed)))
     import torch
 
     torch.manual_seed(cfg.seed)  # the untrained baseline's weights follow the study seed
