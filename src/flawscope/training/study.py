@@ -294,7 +294,8 @@ def init_labels(inits: Sequence[str]) -> dict[str, str]:
         if label in labels.values():
             file = Path(init.partition(":")[2])
             # backbone.pt files are named by their run folder (flawscope pretrain's --name)
-            label = f"{label} ({(file.parent.name if file.name == 'backbone.pt' else file.name) or init})"
+            name = (file.parent.name if file.name == "backbone.pt" else file.name).replace("{fold}", "")
+            label = f"{label} ({name.strip('-_') or init})"
         n = 2
         while label in labels.values():
             label, n = f"{label} #{n}", n + 1
