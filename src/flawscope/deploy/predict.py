@@ -12,13 +12,13 @@ Outputs (in `out_dir`, never in the input folders):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flawscope.data.sample import SkippedFile, write_skipped
-from flawscope.errors import ConfigError
+from flawscope.errors import ConfigError, FlawscopeError
 
 if TYPE_CHECKING:
     from flawscope.inference.records import Prediction
@@ -165,14 +165,26 @@ def predict_files(
     columns = prediction_columns(cfg.class_names, segment) + (["mask", "overlay"] if segment else [])
     records: list[Prediction] = []
     with PredictionWriter(out / "predictions.csv", columns) as writer:
-        items = (ImageItem(str(path)) for path, _ in files)
-        for record in predictor.predict_many(items, skipped=skipped):
+        decoded: dict[str, Any] = {}  # a segmenter's images, kept from decoding until their overlay
+
+        def items() -> Iterator[ImageItem]:
+            for path, _ in files:
+                try:
+                    image = predictor.preprocessor.load(path)
+                except FlawscopeError as err:  # ImageReadError: corrupt, truncated, unsupported inside
+                    skipped.append(SkippedFile(path, str(err)))
+                    continue
+                if segment:
+                    decoded[str(path)] = image
+                yield ImageItem(image, path=str(path))
+
+        for record in predictor.predict_many(items()):
             extra: dict[str, Any] = {}
+            image = decoded.pop(record.path, None)
             if segment and record.mask is not None:
                 name = names[record.path]
                 mask = record.mask
                 extra["mask"] = str(write_mask(out / "masks" / f"{name}.png", mask))
-                image = predictor.preprocessor.load(record.path)
                 extra["overlay"] = str(write_image(out / "overlays" / f"{name}.png",
                                                    overlay_mask(image, pred=mask)))
             writer.write(record, **extra)
