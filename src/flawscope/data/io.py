@@ -568,12 +568,26 @@ def load_image(
     if in_chans not in (1, 3):
         raise ConfigError(f"in_chans must be 1 (grayscale) or 3 (RGB), got {in_chans}")
     raw = read_raw(path)
-    pixels = raw.pixels
+    return pixels_to_image(raw.pixels, raw.bit_depth, intensity, in_chans)
+
+
+def pixels_to_image(
+    pixels: np.ndarray, bit_depth: int, intensity: IntensityConfig = _DEFAULT_INTENSITY, in_chans: int = 1
+) -> np.ndarray:
+    """Decoded pixels (H, W) or (H, W, 3) in their own dtype → float32 (C, H, W) in [0, 1] (as `load_image`).
+
+    Raises:
+        ConfigError: in_chans is not 1 or 3, or the pixels are not (H, W) / (H, W, 3).
+    """
+    if in_chans not in (1, 3):
+        raise ConfigError(f"in_chans must be 1 (grayscale) or 3 (RGB), got {in_chans}")
+    if not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[-1] == 3)):
+        raise ConfigError(f"pixels have shape {pixels.shape}; give (H, W) grayscale or (H, W, 3) RGB pixels")
     is_int = not np.issubdtype(pixels.dtype, np.floating)
     x = pixels.astype(np.float32, copy=False)
     if x.ndim == 3 and in_chans == 1:
         x = x @ _LUMA  # luma before scaling so that "minmax" stretches the gray image itself
-    x = _normalize(x, intensity, raw.bit_depth, is_int)
+    x = _normalize(x, intensity, bit_depth, is_int)
     if x.ndim == 2:
         x = x[None]
         if in_chans == 3:

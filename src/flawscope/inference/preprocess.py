@@ -61,9 +61,14 @@ class Preprocessor:
 
     def _load_bytes(self, data: bytes) -> np.ndarray:
         from flawscope.data.io import load_image
+        from flawscope.errors import ImageReadError
 
-        # The readers sniff the format from the content; a temporary file serves every one of them.
-        fd, name = tempfile.mkstemp(prefix="flawscope-", suffix=".img")
+        suffix = _sniff_suffix(data)
+        if suffix is None:
+            raise ImageReadError("<uploaded bytes>", f"not a PNG, JPEG, TIFF, BMP or DICOM image "
+                                 f"({len(data)} bytes, starting {data[:8]!r})", "send the image file itself")
+        # The readers work on files: a temporary one with the format's suffix serves every one of them.
+        fd, name = tempfile.mkstemp(prefix="flawscope-", suffix=suffix)
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
@@ -72,7 +77,7 @@ class Preprocessor:
             Path(name).unlink(missing_ok=True)
 
     def _from_array(self, array: np.ndarray) -> np.ndarray:
-        from flawscope.data.io import normalize_intensity
+        from flawscope.data.io import pixels_to_image
 
         pre = self.config
         a = np.asarray(array)
@@ -80,14 +85,7 @@ class Preprocessor:
             return np.ascontiguousarray(np.clip(a, 0.0, 1.0), dtype=np.float32)
         if a.ndim == 2 or (a.ndim == 3 and a.shape[-1] == 3):
             bits = a.dtype.itemsize * 8 if np.issubdtype(a.dtype, np.integer) else 8
-            x = normalize_intensity(a, pre.intensity, bits)
-            if x.ndim == 3:
-                x = x @ np.array([0.299, 0.587, 0.114], np.float32) if pre.in_chans == 1 else x
-            if x.ndim == 2:
-                x = np.repeat(x[None], pre.in_chans, axis=0)
-            else:
-                x = np.moveaxis(x, -1, 0)
-            return np.ascontiguousarray(x, dtype=np.float32)
+            return pixels_to_image(a, bits, pre.intensity, pre.in_chans)
         raise ConfigError(
             f"image array has shape {a.shape} and dtype {a.dtype}; give (H, W) or (H, W, 3) pixels, or a "
             f"float ({pre.in_chans}, H, W) array in [0, 1]"
@@ -134,3 +132,15 @@ class Preprocessor:
             self._transform = build_eval_transform(self.config)
         x = torch.as_tensor(np.ascontiguousarray(image)) if isinstance(image, np.ndarray) else image
         return self._transform(x)["image"]
+
+
+_MAGIC = ((b"\x89PNG\r\n\x1a\n", ".png"), (b"\xff\xd8\xff", ".jpg"), (b"II*\x00", ".tif"),
+          (b"MM\x00*", ".tif"), (b"BM", ".bmp"))
+
+
+def _sniff_suffix(data: bytes) -> str | None:
+    """The file suffix of encoded image bytes, from their magic number (DICOM: "DICM" at byte 128)."""
+    for magic, suffix in _MAGIC:
+        if data.startswith(magic):
+            return suffix
+    return ".dcm" if data[128:132] == b"DICM" else None
