@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import warnings
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -347,6 +348,34 @@ def save_split(index: DatasetIndex, split: Split, path: str | Path) -> None:
             for i in split.part(part):
                 s = index.samples[i]
                 writer.writerow([_path_key(index, s.image), _crop_key(s.crop), s.label, s.group, part])
+
+
+def read_split_rows(path: str | Path) -> list[dict[str, str]]:
+    """The rows of a split file (path, crop, label, group, split), "part" of older files read as "split"."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"split file {path} does not exist; pass a run's split.csv or a study's "
+                           "folds/fold<k>/split.csv")
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(line for line in f if not line.startswith("#")))
+    for row in rows:
+        if SPLIT_COLUMN not in row and _OLD_SPLIT_COLUMN in row:
+            row[SPLIT_COLUMN] = row.pop(_OLD_SPLIT_COLUMN)
+    return rows
+
+
+def split_members(path: str | Path, dataset_root: str | Path, parts: Sequence[str] = ("train", "val")
+                  ) -> set[tuple[Path, str]]:
+    """(resolved image path, crop key) of the samples a split file puts in `parts` (see `sample_member`)."""
+    root = Path(dataset_root)
+    base = root.parent if root.suffix else root  # a manifest file: paths relative to its folder
+    return {((base / r["path"]).resolve(), r.get("crop", "")) for r in read_split_rows(path)
+            if r.get(SPLIT_COLUMN) in parts}
+
+
+def sample_member(sample: Sample) -> tuple[Path, str]:
+    """A sample as `split_members` names it: its resolved image path and crop key."""
+    return Path(sample.image).resolve(), _crop_key(sample.crop)
 
 
 def load_split(index: DatasetIndex, path: str | Path) -> Split:

@@ -106,25 +106,15 @@ def _positions(index: DatasetIndex, split: str, loaded: LoadedModel) -> tuple[li
 
 def _seen_in_training(index: DatasetIndex, positions: list[int], loaded: LoadedModel) -> int:
     """How many of the evaluated samples the run trained or validated on (same image file and crop)."""
-    import csv
+    from flawscope.data.splits import sample_member, split_members
 
     if loaded.run is None or not loaded.run.split_file.is_file():
         return 0
     run_data = loaded.run.read_config().get("data")
     if not run_data:
         return 0
-    root = Path(run_data)
-    base = root.parent if root.suffix else root  # a manifest: split paths are relative to its folder
-    seen = set()
-    with loaded.run.split_file.open(newline="") as f:
-        rows = csv.DictReader(line for line in f if not line.startswith("#"))
-        for row in rows:
-            part = row.get("split") or row.get("part")  # "part" in split files of older runs
-            if part in ("train", "val"):
-                seen.add(((base / row["path"]).resolve(), row.get("crop", "")))
-    crop_key = lambda c: "" if c is None else ":".join(map(str, c))  # noqa: E731
-    return sum(((Path(index.samples[i].image)).resolve(), crop_key(index.samples[i].crop)) in seen
-               for i in positions)
+    seen = split_members(loaded.run.split_file, run_data, ("train", "val"))
+    return sum(sample_member(index.samples[i]) in seen for i in positions)
 
 
 def evaluate(

@@ -285,18 +285,13 @@ def load_corpus(cfg: PretrainConfig, run_dir: Path) -> Corpus:
 
 def held_out_groups(split_file: str | Path) -> list[str]:
     """The groups of a split file's val and test parts (what pre-training must not see)."""
-    import csv
+    from flawscope.data.splits import read_split_rows
 
-    path = Path(split_file)
-    if not path.is_file():
-        raise ConfigError(f"exclude_split {path} does not exist; pass a split.csv of the downstream task "
-                          "(a run's split.csv or a study's folds/fold<k>/split.csv)")
-    with path.open(newline="") as f:
-        rows = list(csv.DictReader(line for line in f if not line.startswith("#")))
-    groups = sorted({r["group"] for r in rows if (r.get("split") or r.get("part")) in ("val", "test")
-                     and r.get("group")})
+    rows = read_split_rows(split_file)
+    groups = sorted({r["group"] for r in rows if r.get("split") in ("val", "test") and r.get("group")})
     if not groups:
-        raise ConfigError(f"split file {path} has no val or test group to exclude (columns group and split)")
+        raise ConfigError(f"split file {split_file} has no val or test group to exclude (columns group and "
+                          "split)")
     return groups
 
 
