@@ -7,10 +7,12 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from flawscope.cli.main import app
+from flawscope.data.splits import split_groups
 from flawscope.errors import ConfigError
 from flawscope.evaluation.evaluate import METRICS_KEYS, evaluate
 from flawscope.inference.records import prediction_columns
@@ -143,3 +145,43 @@ def test_segmenter_is_scored_at_native_resolution(seg_run: Path, tmp_path: Path)
     assert "iou" in _rows(out / "predictions.csv")[0]
     report = (out / "report.html").read_text()
     assert "Segmentation: pixel metrics" in report and "Segmentation: worst images" in report
+
+
+def test_a_patch_model_is_evaluated_on_the_whole_images_of_its_test_groups(tmp_path: Path) -> None:
+    """Trained on 32 px crops, evaluated on the 64×96 radiographs they came from: image AUC, box recall."""
+    root = tmp_path / "data"
+    patches, whole = [], []
+    for i in range(24):
+        defective = i % 2 == 1
+        img, mask = blob_image(300 + i, defective, (64, 96), blob=6)
+        name = f"images/im{i:02d}.png"
+        save(root / name, img)
+        group = f"part{i // 2}"  # two views per part
+        ys, xs = np.nonzero(mask) if defective else (np.array([10]), np.array([10]))
+        box = f"{xs.min()} {ys.min()} {xs.max() + 1} {ys.max() + 1} defect" if defective else ""
+        whole.append([name, "defect" if defective else "ok", group, box])
+        top, left = int(min(max(ys.min() - 13, 0), 32)), int(min(max(xs.min() - 13, 0), 64))
+        patches.append([name, "defect" if defective else "ok", group, f"{top} {left} 32 32"])
+        if defective:  # a defect-free crop of the same image, away from the blob
+            free_top = 32 if ys.min() < 32 else 0
+            free_left = 64 if xs.min() < 48 else 0
+            patches.append([name, "ok", group, f"{free_top} {free_left} 32 32"])
+    for file, header, rows in (("patches.csv", ["path", "label", "group", "crop"], patches),
+                               ("whole.csv", ["path", "label", "group", "boxes"], whole)):
+        with (root / file).open("w", newline="") as f:
+            csv.writer(f).writerows([header, *rows])
+    run = _train(root / "patches.csv", tmp_path / "runs", model="small_cnn", resize=False, epochs=3)
+    result = evaluate(run, data=root / "whole.csv", split="test", write_report=False)
+    test_groups = split_groups(run / "split.csv", ("test",))
+    assert test_groups
+    assert result.metrics["n_samples"] == 2 * len(test_groups)
+    assert "images of the" in result.metrics["notes"][0]
+    boxes = result.metrics["metrics"]["boxes"]
+    assert boxes["n_images"] == result.metrics["n_samples"] and 0 <= boxes["box_recall"] <= 1
+    assert boxes["n_boxes"] == sum(1 for r in whole if r[2] in test_groups and r[3])
+    with pytest.raises(Exception, match="no sample of dataset .* is in the test part"):
+        other = root / "other.csv"
+        with other.open("w", newline="") as f:
+            csv.writer(f).writerows([["path", "label", "group"], ["images/im00.png", "ok", "elsewhere"],
+                                     ["images/im01.png", "defect", "elsewhere"]])
+        evaluate(run, data=other, split="test", write_report=False)

@@ -14,7 +14,7 @@ from flawscope.data.patches import extract_patches
 from flawscope.data.sample import DatasetIndex, Sample
 from flawscope.data.splits import Split, make_split
 from flawscope.data.transforms import AugmentConfig, build_eval_transform
-from flawscope.errors import DatasetError
+from flawscope.errors import ConfigError, DatasetError
 
 PRE = PreprocessConfig(input_size=(16, 16), resize=True, mean=(0.5,), std=(0.25,))
 
@@ -185,3 +185,20 @@ def test_train_loader_drops_a_batch_of_one_per_ddp_rank(dataset):
     assert dm.train_dataloader().drop_last
     dm.trainer = None
     assert not dm.train_dataloader().drop_last
+
+
+def test_group_oversampling_gives_each_class_and_each_series_in_it_equal_mass():
+    from flawscope.data.datamodule import group_class_weights
+
+    # Series A: 6 defects, 1 ok; series B: 1 defect, 2 ok.
+    groups = ["A"] * 7 + ["B"] * 3
+    labels = [1] * 6 + [0] + [1] + [0, 0]
+    w = np.array(group_class_weights(groups, labels))
+    mass = lambda g, k: w[[i for i in range(10) if groups[i] == g and labels[i] == k]].sum()  # noqa: E731
+    assert mass("A", 1) == pytest.approx(mass("B", 1)) == pytest.approx(mass("A", 0)) == pytest.approx(0.25)
+    assert w.sum() == pytest.approx(1.0)
+
+
+def test_bad_oversample_mode_is_named(dataset):
+    with pytest.raises(ConfigError, match="oversample 'series' is not valid; use one of none, class, group"):
+        _module(dataset, Split(list(range(8)), [8, 9], [10, 11], 0, "manual"), oversample="series")

@@ -174,3 +174,18 @@ def test_embed_many_gives_one_feature_row_per_image() -> None:
     assert feats.shape == (2, model.num_features) and np.isfinite(feats).all()
     with pytest.raises(ConfigError, match="no features"):
         Predictor(BrightnessBackend(size=16)).embed_many([_image(16, 16)])
+
+
+def test_a_tiled_classifier_answers_where_with_flaw_regions() -> None:
+    predictor = Predictor(BrightnessBackend(size=16))
+    record = predictor.predict(_image(40, 70, spot=(30, 60)))
+    assert len(record.flaws) == 1
+    x1, y1, x2, y2 = record.flaws[0].bbox
+    assert x1 <= 60 and 63 <= x2 and y1 <= 30 and 33 <= y2  # the region covers the spot
+    assert (x2 - x1) < 70 and (y2 - y1) <= 40  # and not the whole image
+    assert record.flaws[0].score == pytest.approx(record.score)
+    assert record.to_json()["flaws"][0]["x1"] == x1
+    assert predictor.predict(_image(40, 70)).flaws == []
+    two = predictor.predict(_image(40, 70, spot=(2, 2)) + _image(40, 70, spot=(30, 60)) - 0.2)
+    assert len(two.flaws) == 2
+    assert Predictor(BrightnessBackend(size=16)).predict(_image(16, 16, spot=(4, 4))).flaws == []  # untiled

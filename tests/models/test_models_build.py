@@ -195,3 +195,27 @@ def test_bad_arguments_raise_clear_errors() -> None:
 def test_default_defective_classes_skip_ok_names() -> None:
     model = _meta_model("small_cnn", class_names=["ok", "crack", "pore"])
     assert model.config.defective_classes == ("crack", "pore")
+
+
+@pytest.mark.parametrize("stride, side", [(4, 1), (2, 2), (1, 4)])
+def test_stem_stride_keeps_small_patches_from_collapsing(stride: int, side: int) -> None:
+    import torch
+
+    from flawscope.models.registry import create_model
+
+    model = create_model("resnet18", num_classes=2, in_chans=1, stem_stride=stride)
+    feats = model.eval().backbone.forward_features(torch.zeros(1, 1, 32, 32))
+    assert tuple(feats.shape[-2:]) == (side, side)
+    plain = create_model("resnet18", num_classes=2, in_chans=1)
+    assert model.state_dict().keys() == plain.state_dict().keys()  # pre-trained backbones still load
+    assert model.config.build_kwargs["stem_stride"] == stride
+
+
+def test_stem_stride_on_a_backbone_without_that_stem_is_named() -> None:
+    from flawscope.errors import ConfigError
+    from flawscope.models.registry import create_model
+
+    with pytest.raises(ConfigError, match="stem_stride applies to ResNet-style backbones.*'small_cnn'"):
+        create_model("small_cnn", num_classes=2, in_chans=1, stem_stride=1)
+    with pytest.raises(ConfigError, match="stem_stride 3 is not valid"):
+        create_model("resnet18", num_classes=2, in_chans=1, stem_stride=3)

@@ -260,3 +260,42 @@ def test_fold_templates_name_one_backbone_per_fold() -> None:
 
     assert fold_init("checkpoint:ssl-fold{fold}/backbone.pt", 2) == "checkpoint:ssl-fold2/backbone.pt"
     assert fold_init("random", 1) == "random"
+
+
+def test_recipes_study_ranks_option_sets_by_fold_and_reuses_runs(data: Path, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _count_training(monkeypatch)
+    out = tmp_path / "study"
+    recipes = {"plain": {}, "std": {"normalize": "standardize", "augment": "flips"}}
+    result = run_study(_study(data, out, "recipes", recipes=recipes))
+    assert len(calls) == 4 and [r["model"] for r in result.table] == ["plain", "std"]
+    assert all(r["n_runs"] == 2 and "miss_rate" in r and "false_alarm_rate" in r for r in result.table)
+    std_cfg = (out / "runs" / "std" / "fold1" / "config.yaml").read_text()
+    assert "normalize: standardize" in std_cfg and "augment: flips" in std_cfg
+    assert "normalize: fixed" in (out / "runs" / "plain" / "fold0" / "config.yaml").read_text()
+    md = (out / "recipes.md").read_text()
+    assert "| std | normalize=standardize, augment=flips |" in md
+    again = run_study(_study(data, out, "recipes", recipes={"std": recipes["std"]}))
+    assert len(calls) == 4 and len(again.reused) == 2  # nothing retrained
+
+
+@pytest.mark.parametrize("recipes, match", [
+    ({}, "needs at least one recipe"),
+    ({"a": {"epoch": 2}}, "recipe 'a'.*unknown option 'epoch'"),
+    ({"a": {"seed": 2}}, "recipe 'a': seed is set per run"),
+    ({"a": {"normalize": "whiten"}}, "normalize 'whiten' is not valid"),
+])
+def test_bad_recipes_are_named(recipes: dict, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        StudyConfig(kind="recipes", recipes=recipes)
+
+
+def test_cli_recipe_option_parses_names_and_options() -> None:
+    from flawscope.cli.study import parse_recipes
+
+    assert parse_recipes(["base:", "s: normalize=standardize,model_args={stem_stride: 2}"]) == {
+        "base": {}, "s": {"normalize": "standardize", "model_args": {"stem_stride": 2}}}
+    with pytest.raises(ConfigError, match="is not 'NAME: KEY=VALUE"):
+        parse_recipes(["normalize=standardize"])
+    with pytest.raises(ConfigError, match="given twice"):
+        parse_recipes(["a:", "a: lr=0.1"])

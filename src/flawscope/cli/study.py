@@ -40,6 +40,24 @@ def _train_options(config: Path | None, set_: list[str], direct: dict[str, Any])
     return options, dropped
 
 
+def parse_recipes(items: list[str]) -> dict[str, dict[str, Any]]:
+    """'NAME: KEY=VALUE,KEY=VALUE' strings -> {NAME: {KEY: VALUE}} (values read as YAML scalars)."""
+    from flawscope.cli.train import parse_key_values
+    from flawscope.errors import ConfigError
+
+    recipes: dict[str, dict[str, Any]] = {}
+    for item in items:
+        name, sep, rest = item.partition(":")
+        if not sep or not name.strip():
+            raise ConfigError(f"--recipe {item!r} is not 'NAME: KEY=VALUE,...' "
+                              "(e.g. 'std: normalize=standardize')")
+        if name.strip() in recipes:
+            raise ConfigError(f"--recipe {name.strip()!r} is given twice; name each recipe once")
+        pairs = [p for p in rest.split(",") if p.strip()]
+        recipes[name.strip()] = parse_key_values(pairs, "--recipe") if pairs else {}
+    return recipes
+
+
 def _list(text: str | None) -> list[str] | None:
     return None if text is None else [v.strip() for v in text.split(",") if v.strip()]
 
@@ -50,7 +68,7 @@ def register(app: typer.Typer) -> None:
     @app.command("study")
     def study_command(
         kind: Annotated[str, typer.Argument(
-            help="init | fraction | convergence | sensitivity | features.", show_default=False)],
+            help="init | fraction | convergence | sensitivity | features | recipes.", show_default=False)],
         data: Annotated[Path | None, typer.Option(help="Dataset folder or manifest .csv.")] = None,
         model: Annotated[str | None, typer.Option(help="Model name (`flawscope models list`).")] = None,
         task: Annotated[str | None, typer.Option(help="classify or segment. Default: the model's.")] = None,
@@ -72,6 +90,10 @@ def register(app: typer.Typer) -> None:
         inits: Annotated[list[str] | None, typer.Option(
             "--init", help="An init to compare (repeatable): random, checkpoint:<backbone.pt>, "
                            "imagenet[:<file or timm name>]. Default: random.")] = None,
+        recipes: Annotated[list[str] | None, typer.Option(
+            "--recipe", help="A recipe of the recipes study (repeatable): 'NAME: KEY=VALUE,KEY=VALUE' of "
+                             "train options, e.g. 'std: normalize=standardize,augment=radiograph'; "
+                             "'NAME:' alone = the shared options.")] = None,
         folds: Annotated[int | None, typer.Option(help="K of the group k-fold split. Default 5.")] = None,
         seed: Annotated[int | None, typer.Option(help="Seeds folds, runs, t-SNE. Default 0.")] = None,
         fractions: Annotated[str | None, typer.Option(
@@ -101,6 +123,7 @@ def register(app: typer.Typer) -> None:
             "kind": kind, "inits": list(inits) if inits else None, "folds": folds, "seed": seed,
             "fractions": _list(fractions), "batch_sizes": _list(batch_sizes), "lrs": _list(lrs),
             "out": str(out) if out is not None else None, "threads": threads,
+            "recipes": parse_recipes(recipes) if recipes else None,
         }
         options = {k: v for k, v in options.items() if v is not None}
         if study_config is not None:

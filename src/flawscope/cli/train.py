@@ -10,6 +10,9 @@ import typer
 from flawscope.cli.common import format_value
 
 _HELP = {
+    "preset": "Recipe to start from; options given win over it: auto (the task's recommended one: xray-patch "
+              "for classify, xray-segment for segment), none (plain defaults below), xray-patch, "
+              "xray-segment (`flawscope.training.presets`).",
     "data": "Dataset folder or manifest .csv.",
     "format": "Dataset format (`flawscope data formats`), or auto.",
     "ok_classes": "A defect-free class (repeatable), e.g. class_0; every other class is defective. "
@@ -23,9 +26,12 @@ _HELP = {
     "input_size": "Model input size: 224 or HxW (256x192).",
     "resize": "Resize whole images to input-size (--resize) or crop native-resolution patches (--patch).",
     "intensity": "Raw value to [0,1]: dtype, minmax, window:LOW:HIGH or percentile:LOW:HIGH.",
+    "normalize": "[0,1] to model input: fixed (mean/std), standardize (each input by its own mean/std) or "
+                 "subtract_background (minus a wide blur of itself).",
     "in_chans": "1 (grayscale) or 3 (RGB).",
     "augment": "Augmentation preset: none, flips, radiograph.",
-    "oversample": "Draw classes equally often in training batches.",
+    "oversample": "none (shuffle), class (classes drawn equally often) or group (classes equally often, "
+                  "and each class's series/parts equally often).",
     "balance": "Undersample the train split to equal defective and ok counts (seeded; val/test kept).",
     "class_weights": "Loss class weights: none or balanced.",
     "loss": "bce, ce, dice, bce_dice or focal. Default: bce (binary), ce (K classes), bce_dice (segment).",
@@ -61,7 +67,7 @@ _HELP = {
 
 # The flag that a True / False default of a boolean option stands for.
 _BOOL_FLAGS = {
-    "resize": ("--resize", "--patch"), "oversample": ("--oversample", "--no-oversample"),
+    "resize": ("--resize", "--patch"),
     "balance": ("--balance", "--no-balance"), "by_group": ("--by-group", "--no-by-group"),
 }
 
@@ -91,6 +97,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("train")
     def train_command(
+        preset: Annotated[str | None, typer.Option(help=_HELP["preset"] + " (default: auto)")] = None,
         data: Annotated[str | None, typer.Option(help=_help("data"))] = None,
         format: Annotated[str | None, typer.Option(help=_help("format"))] = None,
         ok_classes: Annotated[
@@ -106,11 +113,10 @@ def register(app: typer.Typer) -> None:
         input_size: Annotated[str | None, typer.Option(help=_help("input_size"))] = None,
         resize: Annotated[bool | None, typer.Option("--resize/--patch", help=_help("resize"))] = None,
         intensity: Annotated[str | None, typer.Option(help=_help("intensity"))] = None,
+        normalize: Annotated[str | None, typer.Option(help=_help("normalize"))] = None,
         in_chans: Annotated[int | None, typer.Option(help=_help("in_chans"))] = None,
         augment: Annotated[str | None, typer.Option(help=_help("augment"))] = None,
-        oversample: Annotated[
-            bool | None, typer.Option("--oversample/--no-oversample", help=_help("oversample"))
-        ] = None,
+        oversample: Annotated[str | None, typer.Option(help=_help("oversample"))] = None,
         balance: Annotated[
             bool | None, typer.Option("--balance/--no-balance", help=_help("balance"))
         ] = None,
@@ -170,7 +176,9 @@ def register(app: typer.Typer) -> None:
             overrides["model_args"] = parse_key_values(model_args, "--model-args")
         if ok_classes:  # not given (an empty list): the YAML's ok_classes, if any, stay
             overrides["ok_classes"] = list(ok_classes)
-        cfg = TrainConfig.from_yaml(config, **overrides) if config else TrainConfig(**overrides)
+        options = {**(TrainConfig.read_yaml(config) if config else {}), **overrides}
+        name = options.pop("preset", None) or "auto"
+        cfg = TrainConfig.with_preset(name, **options)
         console = Console()
         console.print(_summary_table(cfg))
         result = train(cfg, progress=not quiet)
@@ -198,8 +206,8 @@ def _summary_table(cfg: Any) -> Any:
     from rich.table import Table
 
     table = Table(title="flawscope train", show_header=False, title_justify="left")
-    for key in ("data", "task", "model", "backbone", "input_size", "epochs", "batch_size", "optimizer", "lr",
-                "seed", "devices", "resume"):
+    for key in ("preset", "data", "task", "model", "backbone", "input_size", "normalize", "epochs",
+                "batch_size", "optimizer", "lr", "seed", "devices", "resume"):
         value = getattr(cfg, key)
         if value is not None:
             table.add_row(key, "x".join(map(str, value)) if key == "input_size" else str(value))

@@ -8,6 +8,7 @@ from typing import Literal
 from flawscope.errors import ConfigError
 
 IntensityMode = Literal["minmax", "window", "percentile", "dtype"]
+NORMALIZE_MODES = ("fixed", "standardize", "subtract_background")
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,12 @@ class PreprocessConfig:
         mean, std: normalisation applied after intensity scaling, one value per channel.
         input_size: (height, width) the model is trained on (patch or resized image).
         resize: True to resize whole images to input_size; False to crop patches at native resolution.
+        normalize: how the [0, 1] input is centred and scaled, after resizing or cropping, so per model input:
+            "fixed" = (x - mean) / std; "standardize" = (x - its own mean) / its own std (std floored at
+            0.01 so flat patches are not blown up into noise), which removes exposure and contrast
+            differences between series; "subtract_background" = (x - a Gaussian blur of x with σ = an
+            eighth of the input side) / std, the classical X-ray inspection background subtraction:
+            slow thickness and exposure gradients go, small flaws stay.
     """
 
     in_chans: int = 1
@@ -73,8 +80,12 @@ class PreprocessConfig:
     std: tuple[float, ...] = (0.25,)
     input_size: tuple[int, int] = (224, 224)
     resize: bool = True
+    normalize: str = "fixed"
 
     def __post_init__(self) -> None:
+        if self.normalize not in NORMALIZE_MODES:
+            raise ConfigError(f"normalize {self.normalize!r} is unknown; use one of "
+                              f"{', '.join(NORMALIZE_MODES)}")
         if self.in_chans not in (1, 3):
             raise ConfigError(f"in_chans must be 1 (grayscale) or 3 (RGB), got {self.in_chans}")
         for name in ("mean", "std"):

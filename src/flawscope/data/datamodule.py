@@ -103,6 +103,24 @@ class FlawDataset(Dataset):
         }
 
 
+OVERSAMPLE_MODES = ("none", "class", "group")
+
+
+def group_class_weights(groups: Sequence[str], labels: Sequence[int]) -> list[float]:
+    """Draw weights giving every class equal mass, split equally over the groups holding that class.
+
+    A sample of class c in group g weighs 1 / (classes · groups holding c · samples of c in g); unlabelled
+    samples (-1) count as a class of their own.
+    """
+    from collections import Counter
+
+    cells = Counter(zip(groups, labels, strict=True))
+    groups_per_class = Counter(label for _, label in cells)
+    n_classes = len(groups_per_class)
+    return [1.0 / (n_classes * groups_per_class[k] * cells[(g, k)])
+            for g, k in zip(groups, labels, strict=True)]
+
+
 class EpochSampler(Sampler):
     """Shuffles (or draws weighted, with replacement) anew each epoch, seeded by (seed, epoch).
 
@@ -140,8 +158,10 @@ class FlawDataModule(L.LightningDataModule):
         preprocess: the model's preprocessing.
         batch_size: samples per batch.
         augment: training augmentation.
-        oversample: draw training samples with probability 1/class count (WeightedRandomSampler), so each
-            class is seen equally often; else shuffle.
+        oversample: "none" shuffles; "class" (or True) draws training samples with probability 1/class count
+            (WeightedRandomSampler), so each class is seen equally often; "group" also spreads each class's
+            draws equally over the groups (series, parts) that hold it, so a series with many flaws cannot
+            teach the network what that series looks like instead of what a flaw looks like.
         num_workers: DataLoader worker processes.
         seed: seed of shuffling, oversampling and augmentation.
         cache: decode cache (one is made when None).
@@ -155,7 +175,7 @@ class FlawDataModule(L.LightningDataModule):
         preprocess: PreprocessConfig,
         batch_size: int = 16,
         augment: AugmentConfig | None = None,
-        oversample: bool = False,
+        oversample: bool | str = "none",
         num_workers: int = 0,
         seed: int = 0,
         cache: DecodeCache | None = None,
@@ -167,7 +187,11 @@ class FlawDataModule(L.LightningDataModule):
         if num_workers < 0:
             raise ConfigError(f"num_workers must be >= 0, got {num_workers}")
         self.index, self.split, self.preprocess = index, split, preprocess
-        self.batch_size, self.oversample, self.num_workers = batch_size, oversample, num_workers
+        self.oversample = {True: "class", False: "none"}.get(oversample, oversample)  # type: ignore[call-overload]
+        if self.oversample not in OVERSAMPLE_MODES:
+            raise ConfigError(f"oversample {oversample!r} is not valid; use one of "
+                              f"{', '.join(OVERSAMPLE_MODES)}")
+        self.batch_size, self.num_workers = batch_size, num_workers
         self.seed = seed
         self.augment = augment if augment is not None else AugmentConfig.preset("flips")
         self.cache = cache if cache is not None else DecodeCache()
@@ -244,11 +268,13 @@ class FlawDataModule(L.LightningDataModule):
         """The training sampler: seeded shuffle, or class-balanced draws when `oversample`."""
         dataset = self._dataset("train")
         weights = None
-        if self.oversample:
+        if self.oversample == "class":
             counts = self.class_counts
             # Unlabelled samples (-1) are drawn as often as an average class member.
             mean = float(np.mean([1 / c for c in counts if c]))
             weights = [1 / counts[k] if k >= 0 else mean for k in dataset.labels]
+        elif self.oversample == "group":
+            weights = group_class_weights([s.group for s in self._samples("train")], list(dataset.labels))
         return EpochSampler(len(dataset), self.seed, weights)
 
     def train_dataloader(self) -> DataLoader:

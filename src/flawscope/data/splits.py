@@ -373,6 +373,11 @@ def split_members(path: str | Path, dataset_root: str | Path, parts: Sequence[st
             if r.get(SPLIT_COLUMN) in parts}
 
 
+def split_groups(path: str | Path, parts: Sequence[str] = ("test",)) -> set[str]:
+    """The groups (series, parts, source images) a split file puts in `parts`."""
+    return {r["group"] for r in read_split_rows(path) if r.get(SPLIT_COLUMN) in parts and r.get("group")}
+
+
 def sample_member(sample: Sample) -> tuple[Path, str]:
     """A sample as `split_members` names it: its resolved image path and crop key."""
     return Path(sample.image).resolve(), _crop_key(sample.crop)

@@ -166,10 +166,53 @@ def _geometry(preprocess: PreprocessConfig, train: bool) -> list[Any]:
     return [v2.CenterCrop(size)]  # pads with zeros when the image is smaller
 
 
+STANDARDIZE_STD_FLOOR = 0.01  # in [0, 1] intensity units: a flat patch keeps its noise small
+
+
+def background_sigma(height: int, width: int) -> float:
+    """σ of the background blur of `subtract_background`: an eighth of the input's shorter side."""
+    return max(1.0, min(height, width) / 8)
+
+
+def normalize_input(image: torch.Tensor, preprocess: PreprocessConfig) -> torch.Tensor:
+    """(…, C, H, W) intensities in [0, 1] → model input by `preprocess.normalize`, each input on its own.
+
+    fixed: (x - mean) / std; standardize: (x - its mean) / max(its std, STANDARDIZE_STD_FLOOR) over all its
+    channels; subtract_background: (x - Gaussian blur of x) / std, σ = `background_sigma`.
+    """
+    import torch
+    from torchvision import tv_tensors
+    from torchvision.transforms.v2 import functional as F
+
+    x = image.as_subclass(torch.Tensor)
+    shape = (-1, 1, 1)
+    if preprocess.normalize == "standardize":
+        mean = x.mean(dim=(-3, -2, -1), keepdim=True)
+        out = (x - mean) / x.std(dim=(-3, -2, -1), keepdim=True).clamp_min(STANDARDIZE_STD_FLOOR)
+    else:
+        std = torch.tensor(preprocess.std, dtype=x.dtype, device=x.device).view(shape)
+        if preprocess.normalize == "subtract_background":
+            h, w = x.shape[-2:]
+            sigma = background_sigma(h, w)
+            # Odd kernel of ±3σ, short enough for the reflect padding (padding < side).
+            size = min(2 * math.ceil(3 * sigma) + 1, 2 * min(h, w) - 1)
+            size = max(3, size if size % 2 else size - 1)
+            out = (x - F.gaussian_blur(x, [size, size], [sigma, sigma])) / std
+        else:
+            mean = torch.tensor(preprocess.mean, dtype=x.dtype, device=x.device).view(shape)
+            out = (x - mean) / std
+    return tv_tensors.wrap(out, like=image) if isinstance(image, tv_tensors.TVTensor) else out
+
+
 def _finish(preprocess: PreprocessConfig) -> list[Any]:
+    from functools import partial
+
+    from torchvision import tv_tensors
     from torchvision.transforms import v2
 
-    return [v2.Normalize(list(preprocess.mean), list(preprocess.std))]  # touches only the image
+    if preprocess.normalize == "fixed":
+        return [v2.Normalize(list(preprocess.mean), list(preprocess.std))]  # touches only the image
+    return [v2.Lambda(partial(normalize_input, preprocess=preprocess), tv_tensors.Image)]
 
 
 def build_train_transform(aug: AugmentConfig, preprocess: PreprocessConfig) -> FlawTransform:

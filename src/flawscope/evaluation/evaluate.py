@@ -87,7 +87,26 @@ def _positions(index: DatasetIndex, split: str, loaded: LoadedModel) -> tuple[li
         return list(range(len(index.samples))), "all samples"
     if split in ("test", "val"):
         if run_split is not None:
-            return load_split(index, run_split).part(split), f"{split} part of {run_split}"
+            try:
+                matched = load_split(index, run_split).part(split)
+            except DatasetError:
+                matched = []  # the split's files are not this dataset's
+            if matched:
+                return matched, f"{split} part of {run_split}"
+            # Other files than the run's (e.g. the whole radiographs a patch model's crops came from):
+            # the images of the groups (series, parts) in that part of the run's split.
+            from flawscope.data.splits import split_groups
+
+            groups = split_groups(run_split, (split,))
+            by_group = [i for i, s in enumerate(index.samples) if s.group in groups]
+            if by_group:
+                return by_group, (f"the images of the {len(groups)} group(s) in the {split} part of "
+                                  f"{run_split} ({', '.join(sorted(groups))})")
+            raise DatasetError(
+                f"no sample of dataset {index.root} is in the {split} part of {run_split}, by file or by "
+                f"group ({', '.join(sorted(groups)) or 'none listed'}); pass --split all or a split .csv "
+                "of this dataset"
+            )
         fixed = [i for i, s in enumerate(index.samples) if s.split == split]
         if fixed:
             return fixed, f"the dataset's own {split} part"

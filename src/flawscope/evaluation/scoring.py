@@ -136,6 +136,11 @@ def split_metrics(scored: ScoredSplit, config: ModelConfig, threshold: float | N
             out = binary_metrics(y[known], s[known], 0.5 if threshold is None else threshold)
     if scored.segmentation is not None:
         out.update(scored.segmentation.compute())  # "pixel" and "flaw"
+    if config.task == "segment" or any(r.n_tiles > 1 for r in scored.records):  # records that localise
+        from flawscope.evaluation.boxes import box_metrics
+
+        if boxes := box_metrics(scored.samples, scored.records):
+            out["boxes"] = boxes
     return out
 
 

@@ -19,7 +19,10 @@ Tiling policy (shared by evaluate and predict):
   past the border. `TilingPolicy(tile=N)` tiles any model at N px (tiles resized to the input size);
 - the image score of a tiled image is its highest tile's P(defect), the class probabilities are that
   tile's, and `Prediction.tile` says where it is; a segmenter's tile maps are blended with a Tukey window
-  (`flawscope.inference.sliding`), its image score is the highest tile's image-head probability.
+  (`flawscope.inference.sliding`), its image score is the highest tile's image-head probability;
+- where a tiled classifier found flaws: every pixel takes the highest P(defect) of the tiles covering it,
+  and the connected regions at or above the threshold are its `Prediction.flaws` (the answer to "where?"
+  without box labels; each region's score is its best tile's).
 """
 
 from __future__ import annotations
@@ -366,7 +369,20 @@ class Predictor:
             mask = self._blend(job, [self._sigmoid(o["mask_logits"][0]) for o in job.outputs])
         n_tiles = 1 if job.corners is None else len(job.corners)
         record = self._record(job.item, probs[best], tile, n_tiles, mask, tile_map)
+        if not self.segment and n_tiles > 1 and self.policy.threshold is not None:
+            record.flaws = self.tile_flaws(job, scores)
         return record
+
+    def tile_flaws(self, job: _Job, scores: np.ndarray) -> list[Any]:
+        """Flaw regions of a tiled classifier: pixels whose best covering tile reaches the threshold."""
+        h, w = job.image.shape[-2:]
+        th, tw = job.tile
+        best = np.zeros(job.padded, dtype=np.float32)
+        for (t, left), score in zip(job.corners or [], scores, strict=True):
+            view = best[t : t + th, left : left + tw]
+            np.maximum(view, score, out=view)
+        best = best[:h, :w]
+        return find_flaws(best >= float(self.policy.threshold), self.pixel_size_mm, best)
 
     def _blend(self, job: _Job, maps: list[np.ndarray]) -> np.ndarray:
         import torch

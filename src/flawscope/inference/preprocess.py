@@ -114,13 +114,10 @@ class Preprocessor:
         return image, gt
 
     def normalize(self, image: torch.Tensor) -> torch.Tensor:
-        """(…, C, H, W) image in [0, 1] → the model's normalised input (mean/std), any size."""
-        import torch
+        """(…, C, H, W) image in [0, 1] → the model's normalised input (its `normalize` mode), any size."""
+        from flawscope.data.transforms import normalize_input
 
-        pre = self.config
-        mean = torch.tensor(pre.mean, dtype=image.dtype, device=image.device).view(-1, 1, 1)
-        std = torch.tensor(pre.std, dtype=image.dtype, device=image.device).view(-1, 1, 1)
-        return (image - mean) / std
+        return normalize_input(image, self.config)
 
     def __call__(self, image: np.ndarray | torch.Tensor) -> torch.Tensor:
         """A whole image (C, H, W) in [0, 1] → the model's input at its input size (resize or centre crop)."""

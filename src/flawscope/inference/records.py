@@ -134,7 +134,8 @@ class Prediction:
         defective: true 1 / 0 when known, else -1.
         mask_prob: (H, W) float32 defect probability per pixel at the image's size (segmenters), or None.
         pixel_threshold: the mask probability at which a pixel counts as defect (segmenters).
-        flaws: connected regions of mask_prob >= pixel_threshold, largest first (segmenters).
+        flaws: connected regions of mask_prob >= pixel_threshold, largest first (segmenters); for a tiled
+            classifier the regions covered by tiles at or above the threshold (see the Predictor).
         tile_map: (rows, cols) P(defect) of every tile when asked for, else None.
     """
 
@@ -191,7 +192,8 @@ class Prediction:
             "n_tiles": self.n_tiles, "label": self.label or None,
             "defective": None if self.defective < 0 else self.defective,
             "pixel_threshold": self.pixel_threshold,
-            "flaws": [f.to_dict() for f in self.flaws] if self.mask_prob is not None else None,
+            "flaws": [f.to_dict() for f in self.flaws] if self.mask_prob is not None or self.n_tiles > 1
+            else None,
         }
 
 

@@ -139,8 +139,31 @@ def create_timm_backbone(
     return Backbone(model, int(model.num_features), kind)
 
 
+STEM_STRIDES = (1, 2, 4)
+
+
+def set_stem_stride(module: nn.Module, name: str, stem_stride: int) -> None:
+    """Make a ResNet-style stem (conv1 stride 2 + 3×3 max-pool stride 2) downsample by 4, 2 or 1.
+
+    A 32 px patch leaves ResNet-18's last stage a 1×1 map with the standard stem (stride 32 in all); stem
+    stride 1 keeps it 4×4, as CIFAR ResNets do. Weights are unchanged, so pre-trained checkpoints load.
+    """
+    if stem_stride not in STEM_STRIDES:
+        raise ConfigError(f"stem_stride {stem_stride!r} is not valid; use one of "
+                          f"{', '.join(map(str, STEM_STRIDES))}")
+    conv, pool = getattr(module, "conv1", None), getattr(module, "maxpool", None)
+    if not isinstance(conv, nn.Conv2d) or pool is None:
+        raise ConfigError(f"stem_stride applies to ResNet-style backbones (conv1 + maxpool); {name!r} has no "
+                          "such stem; leave stem_stride out, or use a resnet*/resnext*/seresnet* backbone")
+    if stem_stride <= 2:
+        module.maxpool = nn.Identity()
+    if stem_stride == 1:
+        conv.stride = (1, 1)
+
+
 def create_backbone(
-    name: str, in_chans: int = 1, hub: str | None = None, img_size: tuple[int, int] | None = None, **kwargs
+    name: str, in_chans: int = 1, hub: str | None = None, img_size: tuple[int, int] | None = None,
+    stem_stride: int | None = None, **kwargs
 ) -> Backbone:
     """A backbone by name: "small_cnn", "squeezenet1_1", "squeezenet1_1_reduced", or any timm model name.
 
@@ -149,8 +172,19 @@ def create_backbone(
         in_chans: input channels (1 for radiographs).
         hub: None = random init, "" = default online weights, "<timm name>.<tag>" = specific timm weights.
         img_size: model input size (needed by ViTs).
+        stem_stride: ResNet-style stems only: 4 (standard), 2 (no max-pool) or 1 (no max-pool, stride-1
+            first conv) for small inputs; None = the model's own stem.
         **kwargs: extra timm options.
     """
+    backbone = _create_backbone(name, in_chans, hub, img_size, **kwargs)
+    if stem_stride is not None and int(stem_stride) != 4:
+        set_stem_stride(backbone.module, name, int(stem_stride))
+    return backbone
+
+
+def _create_backbone(
+    name: str, in_chans: int, hub: str | None, img_size: tuple[int, int] | None, **kwargs
+) -> Backbone:
     if name == "small_cnn":
         if hub is not None:
             raise ConfigError(

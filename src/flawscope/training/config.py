@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from flawscope.data.config import NORMALIZE_MODES
 from flawscope.errors import ConfigError, did_you_mean
 
 _TASKS = ("classify", "segment")
@@ -67,8 +68,8 @@ class ConfigFile:
         return dataclasses.replace(self, **overrides)  # type: ignore[type-var]
 
     @classmethod
-    def from_yaml(cls, path: str | Path, **overrides: Any) -> Any:
-        """Load a YAML file; `overrides` (e.g. CLI options) win over the file."""
+    def read_yaml(cls, path: str | Path) -> dict[str, Any]:
+        """The options of a YAML file in today's names, keys checked (values are checked on construction)."""
         import yaml
 
         path = Path(path)
@@ -82,6 +83,12 @@ class ConfigFile:
             raise ConfigError(f"config file {path} must hold a mapping option: value, got {type(d).__name__}")
         d = cls.upgrade(d)
         cls.check_keys(d, str(path))
+        return d
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **overrides: Any) -> Any:
+        """Load a YAML file; `overrides` (e.g. CLI options) win over the file."""
+        d = cls.read_yaml(path)
         cls.check_keys(overrides, "overrides")
         return cls(**{**d, **overrides})
 
@@ -102,6 +109,9 @@ class TrainConfig(ConfigFile):
     50 epochs. The number of classes is not an option: it comes from the dataset.
 
     Attributes:
+        preset: the recipe these options started from (`flawscope.training.presets`; None = none), recorded
+            so a run says where its defaults came from. Set by `TrainConfig.with_preset`, which lays the
+            user's options over the preset's.
         data: dataset folder or manifest.
         format: dataset format name, or "auto" to detect it.
         ok_classes: names of the defect-free classes (every other class is defective), e.g. ["class_0"];
@@ -120,9 +130,14 @@ class TrainConfig(ConfigFile):
         input_size: (height, width) the model sees.
         resize: True resizes whole images to input_size; False crops patches at native resolution.
         intensity: raw value -> [0, 1] mapping ("dtype", "minmax", "window:LOW:HIGH", "percentile:LOW:HIGH").
+        normalize: [0, 1] -> model input, per input: "fixed" (mean/std), "standardize" (each input by its own
+            mean and std: exposure changes between series vanish) or "subtract_background" (minus a wide
+            Gaussian blur of itself); see `flawscope.data.config.PreprocessConfig`.
         in_chans: 1 (grayscale) or 3.
         augment: augmentation preset name.
-        oversample: draw defective samples more often so batches are balanced.
+        oversample: "none" (shuffle), "class" (each class drawn equally often) or "group" (each class equally
+            often, and within a class each group (series) equally often); true/false of older configs read
+            as "class"/"none".
         balance: undersample the train part of the split to equal class counts (defective and ok for binary
             data; `flawscope.data.splits.balance_indices`, seeded by `seed`); val and test are left as split,
             and the run's split.csv lists the train samples kept.
@@ -156,6 +171,7 @@ class TrainConfig(ConfigFile):
             only. Within a run every image is decoded once either way.
     """
 
+    preset: str | None = None
     data: str = ""
     format: str = "auto"
     ok_classes: list[str] = field(default_factory=list)
@@ -167,9 +183,10 @@ class TrainConfig(ConfigFile):
     input_size: tuple[int, int] = (224, 224)
     resize: bool = True
     intensity: str = "dtype"
+    normalize: str = "fixed"
     in_chans: int = 1
     augment: str = "none"
-    oversample: bool = False
+    oversample: str = "none"
     balance: bool = False
     class_weights: str = "none"
     loss: str | None = None
@@ -203,6 +220,8 @@ class TrainConfig(ConfigFile):
 
     def __post_init__(self) -> None:
         self.input_size = _parse_size(self.input_size)
+        if isinstance(self.oversample, bool):
+            self.oversample = "class" if self.oversample else "none"
         # YAML and the CLI may hand over "1e-3" or 2.0; coerce so the checks below compare numbers.
         for key, kind in _NUMERIC.items():
             value = getattr(self, key)
@@ -237,6 +256,12 @@ class TrainConfig(ConfigFile):
         _choice("class_weights", self.class_weights, _CLASS_WEIGHTS)
         _choice("threshold_method", self.threshold_method, _THRESHOLD_METHODS)
         _choice("on_bad_file", self.on_bad_file, _ON_BAD_FILE)
+        _choice("normalize", self.normalize, NORMALIZE_MODES)
+        _choice("oversample", self.oversample, ("none", "class", "group"))
+        if self.preset is not None:
+            from flawscope.training.presets import preset_names
+
+            _choice("preset", self.preset, tuple(preset_names()))
         if self.in_chans not in (1, 3):
             raise ConfigError(f"in_chans must be 1 (grayscale) or 3 (RGB), got {self.in_chans}")
         for key in ("lr", "batch_size", "epochs", "num_nodes"):
@@ -272,6 +297,14 @@ class TrainConfig(ConfigFile):
     def upgrade(cls, d: dict[str, Any]) -> dict[str, Any]:
         """Options of older config files in today's names (`pretrained:` became `init:`)."""
         return _upgrade(d)
+
+    @classmethod
+    def with_preset(cls, preset: str | None, **options: Any) -> TrainConfig:
+        """A config from a preset ("auto" = the task's default, "none") with `options` winning over it."""
+        from flawscope.training.presets import apply_preset
+
+        cls.check_keys(options, "options")
+        return cls(**apply_preset(preset, options))
 
 
 def _upgrade(d: dict[str, Any]) -> dict[str, Any]:

@@ -206,7 +206,7 @@ def _create_model(cfg: TrainConfig, index: DatasetIndex) -> FlawModel:
     from flawscope.models.registry import create_model
 
     preprocess = PreprocessConfig(in_chans=cfg.in_chans, intensity=IntensityConfig.parse(cfg.intensity),
-                                  input_size=cfg.input_size, resize=cfg.resize)
+                                  input_size=cfg.input_size, resize=cfg.resize, normalize=cfg.normalize)
     kwargs = _model_kwargs(cfg)
     try:
         model = create_model(

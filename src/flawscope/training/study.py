@@ -16,6 +16,10 @@ in one or two options, and summarises their metrics.json files:
   each init's fine-tuned model, each pre-trained backbone before fine-tuning, and an untrained (random)
   backbone: a t-SNE scatter of defective vs ok (seed 001 Fig. 8) and a linear-probe accuracy (logistic
   regression, group-aware cross-validation on those test features) as the number behind it.
+- "recipes": named sets of train options (`recipes: {name: {option: value, ...}}`, e.g. normalize,
+  augment, input_size, model_args) on every fold: the ablation table, mean ± std over folds per recipe, with
+  the miss and false-alarm rates at each run's val-chosen threshold. Recipes are ranked by group k-fold, never
+  by one split.
 
 Every run is seeded by the study seed and picks its threshold on its own val part; test parts are used for
 reporting only. Layout of the study folder (`out`):
@@ -57,17 +61,19 @@ if TYPE_CHECKING:
     from flawscope.data.sample import DatasetIndex, Sample
     from flawscope.models.base import FlawModel
 
-KINDS = ("init", "fraction", "convergence", "sensitivity", "features")
+KINDS = ("init", "fraction", "convergence", "sensitivity", "features", "recipes")
 # Train options the study sets per run; in `train` they would be silently overridden, so they are refused.
 PER_RUN_OPTIONS = {"init": "inits", "seed": "seed", "split_file": "folds", "out": "out", "name": "out",
                    "resume": "out"}
 
 # (key, header, kind) of the test metrics per task; the first is the one plotted.
 _TASK_METRICS: dict[str, tuple[tuple[str, str, str], ...]] = {
-    "classify": (("roc_auc", "ROC AUC", "ratio"), ("f1", "F1", "ratio")),
+    "classify": (("roc_auc", "ROC AUC", "ratio"), ("f1", "F1", "ratio"), ("miss_rate", "Miss rate", "ratio"),
+                 ("false_alarm_rate", "False-alarm rate", "ratio")),
     "segment": (("miou", "mIoU", "ratio"), ("dice", "Dice", "ratio")),
 }
-_FIGURE_TITLES = {"init": "test metric per init", "fraction": "test metric vs train fraction",
+_FIGURE_TITLES = {"init": "test metric per init", "recipes": "test metric per recipe",
+                  "fraction": "test metric vs train fraction",
                   "convergence": "validation curves (seed 001 Fig. 6)",
                   "sensitivity": "test metric over batch size × learning rate (seed 001 Fig. 7)",
                   "features_tsne": "t-SNE of the test features, defective vs ok (seed 001 Fig. 8)"}
@@ -88,6 +94,8 @@ class StudyConfig(ConfigFile):
         seed: seeds the folds, the fraction subsets, every run, the t-SNE and the probe's folds.
         fractions: train fractions of the fraction study, each in (0, 1].
         batch_sizes, lrs: the sensitivity grid.
+        recipes: the recipes study's variants: name -> train options that differ from `train` (any train
+            option but seed, split_file, out, name and resume; init may name "{fold}" files).
         out: the study folder.
         threads: torch CPU threads for every run and the feature extraction; None = torch's default.
     """
@@ -100,6 +108,7 @@ class StudyConfig(ConfigFile):
     fractions: list[float] = field(default_factory=lambda: [0.25, 0.5, 0.75, 1.0])
     batch_sizes: list[int] = field(default_factory=lambda: [8, 16, 32])
     lrs: list[float] = field(default_factory=lambda: [1e-4, 1e-3, 1e-2])
+    recipes: dict[str, dict[str, Any]] = field(default_factory=dict)
     out: str = "study"
     threads: int | None = None
 
@@ -166,6 +175,31 @@ class StudyConfig(ConfigFile):
                 raise ConfigError(f"learning rate {lr:g} must be positive")
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"threads must be 1 or more, got {self.threads}")
+        self._validate_recipes()
+
+    def _validate_recipes(self) -> None:
+        from flawscope.models.checkpoint import CheckpointError
+        from flawscope.models.pretrained import parse_init
+
+        if not isinstance(self.recipes, dict):
+            raise ConfigError(f"recipes must be a mapping name -> train options, got {self.recipes!r}")
+        if self.kind == "recipes" and not self.recipes:
+            raise ConfigError("the recipes study needs at least one recipe, e.g. --recipe "
+                              "'standardize: normalize=standardize' (or recipes: in the study YAML)")
+        for name, options in self.recipes.items():
+            if not isinstance(name, str) or not name.strip() or not isinstance(options, dict):
+                raise ConfigError(f"recipe {name!r} must be a name with a mapping of train options, got "
+                                  f"{options!r}")
+            TrainConfig.check_keys(options, f"recipe {name!r}")
+            for key in ("seed", "split_file", "out", "name", "resume"):
+                if key in options:
+                    raise ConfigError(f"recipe {name!r}: {key} is set per run by the study; leave it out")
+            TrainConfig.from_dict({**self.train, **options}, f"recipe {name!r}")
+            if "init" in options:
+                try:
+                    parse_init(fold_init(str(options["init"]), 0))
+                except CheckpointError as err:
+                    raise ConfigError(f"recipe {name!r}: init {options['init']!r}: {err}") from None
 
     def to_dict(self) -> dict[str, Any]:
         d = super().to_dict()
@@ -351,15 +385,17 @@ def subsample_train(index: DatasetIndex, train: Sequence[int], fraction: float, 
 
 
 # -- planning -----------------------------------------------------------------------------------------------
-def _base_config(cfg: StudyConfig) -> TrainConfig:
-    """The shared TrainConfig: `train`, the study seed and threads, and the model's task when not given."""
+def _base_config(cfg: StudyConfig, extra: dict[str, Any] | None = None) -> TrainConfig:
+    """The shared TrainConfig (`train`, then `extra`, e.g. a recipe, over its preset if it names one), the
+    study seed and threads, and the model's task when not given."""
     from flawscope.models.registry import get_model_entry
 
-    base = TrainConfig.from_dict(dict(cfg.train), "study train options")
+    train = TrainConfig.upgrade({**cfg.train, **(extra or {})})
+    base = TrainConfig.with_preset(train.pop("preset", None), **train)
     if not base.data:
         raise ConfigError("no dataset given; pass --data DIR (or `data:` under `train:` in the study YAML)")
     changes: dict[str, Any] = {"seed": cfg.seed}
-    if "task" not in cfg.train:
+    if "task" not in train and base.preset is None:
         changes["task"] = get_model_entry(base.model).task
     if cfg.threads is not None:
         changes["threads"] = cfg.threads
@@ -368,8 +404,8 @@ def _base_config(cfg: StudyConfig) -> TrainConfig:
 
 def _run_cfg(base: TrainConfig, out: Path, init: str, label: str, name: str, split_file: str,
              **changes: Any) -> TrainConfig:
-    return base.replace(init=fold_init(init, _fold_number(name)), split_file=split_file,
-                        out=str(out / "runs" / _slug(label)), name=name, **changes)
+    return base.replace(**{**changes, "init": fold_init(init, _fold_number(name)), "split_file": split_file,
+                           "out": str(out / "runs" / _slug(label)), "name": name})
 
 
 def _plan(cfg: StudyConfig, base: TrainConfig, labels: dict[str, str], folds: list[tuple[str, str]],
@@ -380,6 +416,12 @@ def _plan(cfg: StudyConfig, base: TrainConfig, labels: dict[str, str], folds: li
         for init, label in labels.items():
             for fold, path in folds:
                 plans.append(_Plan(init, label, _run_cfg(base, out, init, label, fold, path), {"fold": fold}))
+    elif cfg.kind == "recipes":
+        for name, options in cfg.recipes.items():
+            recipe = _base_config(cfg, {k: v for k, v in options.items() if k != "init"})
+            init = str(options.get("init", base.init))
+            for fold, path in folds:
+                plans.append(_Plan(init, name, _run_cfg(recipe, out, init, name, fold, path), {"fold": fold}))
     elif cfg.kind in ("convergence", "features"):
         for init, label in labels.items():
             plans.append(_Plan(init, label, _run_cfg(base, out, init, label, fold0, split0), {"fold": fold0}))
@@ -465,7 +507,7 @@ def _metrics_of(part: dict[str, Any] | None, task: str) -> dict[str, Any]:
         pixel = part.get("pixel") or {}
         return {"miou": pixel.get("miou"), "dice": pixel.get("dice")}
     binary = part.get("defect", part)  # multi-class metrics nest their defect-vs-ok numbers
-    return {"roc_auc": binary.get("roc_auc"), "f1": binary.get("f1")}
+    return {key: binary.get(key) for key, _, _ in _TASK_METRICS["classify"]}
 
 
 def run_metrics(run_dir: Path, task: str) -> dict[str, Any]:
@@ -551,7 +593,7 @@ def run_study(cfg: StudyConfig, progress: bool = False, log: Callable[[str], Non
         rows.append({"init": plan.label, "init_value": plan.init, **plan.key,
                      **run_metrics(plan.run_dir, base.task), "run": str(plan.run_dir)})
 
-    summarise = {"init": _summarise_init, "fraction": _summarise_fraction,
+    summarise = {"init": _summarise_init, "recipes": _summarise_recipes, "fraction": _summarise_fraction,
                  "convergence": _summarise_convergence, "sensitivity": _summarise_sensitivity,
                  "features": _summarise_features}[cfg.kind]
     figures_dir = out / "figures"
@@ -586,6 +628,22 @@ def _summarise_init(ctx: _Context) -> _Summary:
     intro = (f"Test metrics as mean ± std over the {cfg.folds} folds, per init. " + _protocol(cfg, base))
     fig = _plot_init_bars(table, base.task, figures / "init.png")
     return _Summary(table, columns, intro, {"init": fig})
+
+
+def _summarise_recipes(ctx: _Context) -> _Summary:
+    cfg, base, plans, rows, figures, folds, say = ctx
+    keys = [k for k, _, _ in _metric_columns(base.task)]
+    table = [{"model": r["init"], "options": _options_text(cfg.recipes[r["init"]]), **{k: r[k] for k in keys}}
+             for r in rows]
+    columns = [("model", "Recipe", "text"), ("options", "Options (beyond the shared ones)", "text"),
+               *_metric_columns(base.task)]
+    intro = (f"Test metrics as mean ± std over the {cfg.folds} folds, per recipe. " + _protocol(cfg, base))
+    fig = _plot_init_bars(table, base.task, figures / "recipes.png", what="recipe")
+    return _Summary(table, columns, intro, {"recipes": fig})
+
+
+def _options_text(options: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in options.items()) or "(shared options)"
 
 
 def _summarise_fraction(ctx: _Context) -> _Summary:
@@ -833,7 +891,7 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
-def _plot_init_bars(table: list[dict[str, Any]], task: str, path: Path) -> Path:
+def _plot_init_bars(table: list[dict[str, Any]], task: str, path: Path, what: str = "init") -> Path:
     import numpy as np
 
     from flawscope.evaluation.metrics import mean_std
@@ -850,7 +908,7 @@ def _plot_init_bars(table: list[dict[str, Any]], task: str, path: Path) -> Path:
         ax.bar(x, [m for m, _, _ in stats], width, yerr=[s if n > 1 else 0 for _, s, n in stats], capsize=3,
                label=header)
     ax.set_xticks(np.arange(len(labels)), labels, rotation=15)
-    ax.set(ylim=(0, 1.05), ylabel="test metric", title="Test metric per init\n(mean ± std over folds)")
+    ax.set(ylim=(0, 1.05), ylabel="test metric", title=f"Test metric per {what}\n(mean ± std over folds)")
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)
