@@ -172,3 +172,28 @@ def test_weld_patches_from_masks_decode_each_mask_once(shared_data):
     n_defect = sum(s.defective for s in patches.samples)
     assert 0 < n_defect < len(patches) / 2
     assert {s.group for s in patches.samples} == {s.group for s in index.samples}
+
+
+def test_hard_negatives_lie_on_the_part_near_the_boxes_and_leave_the_protocol_alone(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    pixels = np.full((64, 160), 255, np.uint8)  # air: saturated
+    pixels[:, 64:] = rng.integers(80, 140, size=(64, 96))  # the part
+    Image.fromarray(pixels).save(tmp_path / "C0001_0001.png")
+    box = Box(100, 20, 110, 30)
+    index = DatasetIndex(tmp_path, "gdxray", [Sample(tmp_path / "C0001_0001.png", label="defect",
+                                                     defective=True, boxes=(box,), group="C0001")],
+                         ["ok", "defect"], frozenset({"defect"}))
+    plain = xdefects_patches(index, size=16, n_ok_per_image=4, seed=0)
+    more = xdefects_patches(index, size=16, n_ok_per_image=4, seed=0, n_hard_ok_per_image=5)
+    assert [s.crop for s in more.samples if s.get_meta("kind") != "hard"] == [s.crop for s in plain.samples]
+    hard = [s for s in more.samples if s.get_meta("kind") == "hard"]
+    assert len(hard) == 5 and all(s.label == "ok" for s in hard)
+    for s in hard:
+        top, left, h, w = s.crop
+        assert left >= 64  # on the part, never the air
+        assert not (left < box.x2 and left + w > box.x1 and top < box.y2 and top + h > box.y1)
+        assert abs(left + w / 2 - 105) <= 2 * 16 + 1  # near the box
+    with pytest.raises(ConfigError, match="ok patches per image must be >= 0"):
+        xdefects_patches(index, size=16, n_hard_ok_per_image=-1)

@@ -9,8 +9,8 @@ import pytest
 
 from flawscope.data.sources import load_dataset
 from flawscope.data.splits import make_split
-from flawscope.evaluation.baselines import LBP_BINS, lbp_histograms, lbp_svm_split_metrics
 from flawscope.errors import ConfigError
+from flawscope.evaluation.baselines import LBP_BINS, lbp_histograms, lbp_svm_split_metrics
 from helpers.datasets import write_blob_folder
 
 

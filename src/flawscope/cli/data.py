@@ -153,6 +153,9 @@ def patches_command(
         "--xdefects", help="GDXray Xdefects protocol: patches centred on each box plus defect-free patches "
         "of the same images (ignores --overlap/--source).")] = False,
     ok_per_image: Annotated[int, typer.Option(help="With --xdefects: defect-free patches per image.")] = 4,
+    hard_ok_per_image: Annotated[int, typer.Option(
+        help="With --xdefects: extra defect-free patches per image on the part, near its boxes (hard "
+             "negatives; meta kind=hard).")] = 0,
     format: Annotated[str, typer.Option("--format", "-f", help="Dataset format, or 'auto'.")] = "auto",
     on_bad_file: Annotated[Literal["error", "skip"], typer.Option("--on-bad-file")] = "error",
     ok_class: Annotated[list[str] | None, typer.Option(
@@ -169,7 +172,8 @@ def patches_command(
     console = Console()
     index = load_dataset(root, format=format, on_bad_file=on_bad_file, ok_classes=ok_class or None)
     if xdefects:
-        patches = xdefects_patches(index, size=size, n_ok_per_image=ok_per_image, seed=seed)
+        patches = xdefects_patches(index, size=size, n_ok_per_image=ok_per_image, seed=seed,
+                                   n_hard_ok_per_image=hard_ok_per_image)
     else:
         patches = extract_patches(index, size, overlap=overlap, min_defect_pixels=min_defect_pixels,
                                   source=source, keep_ok_ratio=keep_ok_ratio, seed=seed)

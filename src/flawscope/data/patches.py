@@ -174,11 +174,48 @@ def _centered(center: float, size: int, length: int) -> int:
     return int(min(max(round(center - size / 2), 0), length - size))
 
 
+HARD_OK_REACH = 2.0  # hard negatives are centred within this many patch sides of a box centre
+ON_PART_FRACTION = 0.95  # ... and have at least this share of unsaturated pixels (on the part, not the air)
+
+
+def _on_part(patch: np.ndarray) -> bool:
+    """True when a [0, 1] patch lies on the part: mostly unsaturated pixels and not flat."""
+    inside = (patch > 0.02) & (patch < 0.98)
+    return bool(inside.mean() >= ON_PART_FRACTION and patch.std() >= 0.01)
+
+
+def _hard_ok_corners(image: np.ndarray, boxes: tuple[Box, ...], size: int, n: int,
+                     rng: np.random.Generator) -> list[tuple[int, int]]:
+    """Up to n defect-free patch corners on the part, near the boxes when the image has any."""
+    h, w = image.shape[-2:]
+    k = 64 * max(1, n)
+    if boxes:
+        centres = np.array([((b.y1 + b.y2) / 2, (b.x1 + b.x2) / 2) for b in boxes])
+        pick = centres[rng.integers(0, len(boxes), size=k)]
+        offsets = rng.uniform(-HARD_OK_REACH * size, HARD_OK_REACH * size, size=(k, 2))
+        tops = np.clip(np.round(pick[:, 0] + offsets[:, 0] - size / 2), 0, h - size).astype(int)
+        lefts = np.clip(np.round(pick[:, 1] + offsets[:, 1] - size / 2), 0, w - size).astype(int)
+    else:
+        tops, lefts = rng.integers(0, h - size + 1, size=k), rng.integers(0, w - size + 1, size=k)
+    free = np.ones(k, dtype=bool)
+    for b in boxes:
+        free &= ~((lefts < b.x2) & (lefts + size > b.x1) & (tops < b.y2) & (tops + size > b.y1))
+    gray = image.mean(axis=0) if image.ndim == 3 else image
+    corners: list[tuple[int, int]] = []
+    for top, left in zip(tops[free], lefts[free], strict=True):
+        if (int(top), int(left)) not in corners and _on_part(gray[top : top + size, left : left + size]):
+            corners.append((int(top), int(left)))
+            if len(corners) == n:
+                break
+    return corners
+
+
 def xdefects_patches(
     index: DatasetIndex,
     size: int = 32,
     n_ok_per_image: int = 4,
     seed: int = 0,
+    n_hard_ok_per_image: int = 0,
 ) -> DatasetIndex:
     """The GDXray "Xdefects" protocol (SA-BCNN paper): defect patches centred on boxes, ok patches elsewhere.
 
@@ -192,6 +229,12 @@ def xdefects_patches(
         n_ok_per_image: defect-free patches drawn per image.
         seed: seed of the ok-patch positions (each image draws from its own stream, so adding images does
             not move the others' patches).
+        n_hard_ok_per_image: extra defect-free patches per image that lie on the part (not the air around
+            it, which random patches often show): near the image's boxes (centred within HARD_OK_REACH patch
+            sides of one) when it has any, anywhere on the part when not. Random ok patches of GDXray are
+            largely flat background, so a network can score "casting texture" instead of "flaw"; these hard
+            negatives, marked meta kind=hard, take that shortcut away. They come from their own random
+            stream, so the protocol's patches are the same with or without them.
 
     Returns:
         A binary index; each patch keeps its image's group (the GDXray source groups castings by series, so
@@ -199,8 +242,9 @@ def xdefects_patches(
     """
     if size <= 0:
         raise ConfigError(f"patch size must be positive, got {size}")
-    if n_ok_per_image < 0:
-        raise ConfigError(f"n_ok_per_image must be >= 0, got {n_ok_per_image}")
+    if n_ok_per_image < 0 or n_hard_ok_per_image < 0:
+        raise ConfigError(f"ok patches per image must be >= 0, got {n_ok_per_image} and "
+                          f"{n_hard_ok_per_image} hard ones")
     samples: list[Sample] = []
     skipped: list[SkippedFile] = []
     for position, sample in enumerate(index.samples):
@@ -214,7 +258,7 @@ def xdefects_patches(
             left = _centered((b.x1 + b.x2) / 2, size, w)
             samples.append(_patch(sample, (top, left, size, size), True, sample.group,
                                   box=f"{b.x1:g},{b.y1:g},{b.x2:g},{b.y2:g}"))
-        if not n_ok_per_image or (sample.defective and not sample.boxes):
+        if not (n_ok_per_image or n_hard_ok_per_image) or (sample.defective and not sample.boxes):
             continue
         rng = np.random.default_rng([seed, position])
         # Draw many candidates at once and keep the first that miss every box.
@@ -225,4 +269,11 @@ def xdefects_patches(
             free &= ~((lefts < b.x2) & (lefts + size > b.x1) & (tops < b.y2) & (tops + size > b.y1))
         for top, left in list(zip(tops[free], lefts[free], strict=True))[:n_ok_per_image]:
             samples.append(_patch(sample, (int(top), int(left), size, size), False, sample.group))
+        if n_hard_ok_per_image:
+            from flawscope.data.io import load_image
+
+            image = np.asarray(load_image(sample.image))
+            hard_rng = np.random.default_rng([seed, position, 1])
+            for top, left in _hard_ok_corners(image, sample.boxes, size, n_hard_ok_per_image, hard_rng):
+                samples.append(_patch(sample, (top, left, size, size), False, sample.group, kind="hard"))
     return _patch_index(index, samples, skipped)
