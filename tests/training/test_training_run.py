@@ -242,3 +242,34 @@ def test_ddp_two_processes_matches_single_process(data, tmp_path) -> None:
         assert two[part]["roc_auc"] == pytest.approx(one[part]["roc_auc"], abs=0.1)
         assert two[part]["accuracy"] == pytest.approx(one[part]["accuracy"], abs=0.25)
     assert one["test"]["roc_auc"] > 0.9
+
+
+def test_extra_training_data_joins_train_groups_only(tmp_path) -> None:
+    import csv
+
+    from flawscope.data.splits import read_split_rows
+    from flawscope.training.run import prepare
+
+    rows, extra = [], []
+    for i in range(24):
+        save(tmp_path / "img" / f"{i}.png", blob_image(i, i % 2 == 1)[0])
+        rows.append([f"img/{i}.png", "defect" if i % 2 else "ok", f"g{i // 2}"])
+        save(tmp_path / "img" / f"x{i}.png", blob_image(100 + i, False)[0])
+        extra.append([f"img/x{i}.png", "ok", f"g{i // 2}"])
+    for name, body in (("main.csv", rows), ("extra.csv", extra + rows[:3])):  # a repeated sample is kept once
+        with (tmp_path / name).open("w", newline="") as f:
+            csv.writer(f).writerows([["path", "label", "group"], *body])
+    plain_index, plain = prepare(_cfg(tmp_path / "main.csv", tmp_path, "p"))
+    cfg = _cfg(tmp_path / "main.csv", tmp_path, "e", extra_train=str(tmp_path / "extra.csv"), epochs=1,
+               limit_batches=1)
+    index, split = prepare(cfg)
+    assert (split.val, split.test) == (plain.val, plain.test) and len(index) == 48
+    train_groups = {plain_index.samples[i].group for i in plain.train}
+    added = [index.samples[i] for i in split.train if i >= 24]
+    assert added and all(s.group in train_groups and s.image.name.startswith("x") for s in added)
+    assert len(added) == sum(1 for r in extra if r[2] in train_groups)
+    result = train(cfg, progress=False)
+    listed = read_split_rows(result.run_dir / "split.csv")
+    assert {r["split"] for r in listed if "/x" in r["path"]} == {"train"}
+    with pytest.raises(ConfigError, match="extra_train .*nowhere.csv does not exist"):
+        prepare(_cfg(tmp_path / "main.csv", tmp_path, "m", extra_train=str(tmp_path / "nowhere.csv")))

@@ -45,6 +45,8 @@ _HELP = {
     "val_fraction": "Share of samples for validation (threshold chosen here).",
     "test_fraction": "Share of samples for the test report.",
     "by_group": "Keep each group (series, part, source image) in one split.",
+    "extra_train": "Extra training data (folder or manifest, same classes): its samples of train groups join "
+                   "the train part only (hard negatives, simulated flaws).",
     "split_file": "Split CSV fixing train/val/test (e.g. a run's split.csv) instead of the fractions.",
     "seed": "Seed of split, sampling, augmentation and initialisation.",
     "out": "Folder that holds run folders.",
@@ -134,6 +136,7 @@ def register(app: typer.Typer) -> None:
         by_group: Annotated[
             bool | None, typer.Option("--by-group/--no-by-group", help=_help("by_group"))
         ] = None,
+        extra_train: Annotated[str | None, typer.Option(help=_help("extra_train"))] = None,
         split_file: Annotated[str | None, typer.Option(help=_help("split_file"))] = None,
         seed: Annotated[int | None, typer.Option(help=_help("seed"))] = None,
         out: Annotated[str | None, typer.Option(help=_help("out"))] = None,

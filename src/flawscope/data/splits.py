@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import warnings
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -423,3 +424,36 @@ def load_split(index: DatasetIndex, path: str | Path) -> Split:
             f"{', '.join(missing[:3])}; was the split made for another dataset or patch size?"
         )
     return Split(sorted(parts["train"]), sorted(parts["val"]), sorted(parts["test"]), seed, method)
+
+
+def join_train_extra(index: DatasetIndex, extra: DatasetIndex) -> tuple[DatasetIndex, list[int]]:
+    """`index` with the samples of `extra` it lacks appended (same path and crop = the same sample).
+
+    Returns the joined index and the positions of the appended samples. Raises DatasetError when `extra`
+    has labels that `index` does not (its classes decide the label indices).
+    """
+    unknown = sorted({s.label for s in extra.samples if s.label} - set(index.classes))
+    if unknown:
+        raise DatasetError(f"extra training data {extra.root} has labels {unknown} that dataset {index.root} "
+                           f"does not (its classes: {index.classes}); give it the same class names")
+    have = {sample_member(s) for s in index.samples}
+    added = [s for s in extra.samples if sample_member(s) not in have]
+    joined = dataclasses.replace(index, samples=[*index.samples, *added],
+                                 skipped=[*index.skipped, *extra.skipped])
+    return joined, list(range(len(index.samples), len(joined.samples)))
+
+
+def extend_train(index: DatasetIndex, split: Split, positions: Sequence[int]) -> tuple[Split, int]:
+    """The split with those positions that no part holds added to train when their group is a train group.
+
+    Samples of val or test groups (or of groups in no part) are left out, so extra training data (hard
+    negatives, simulated flaws) can never leak into validation or test. Returns (split, how many left out).
+    """
+    listed = set(split.train) | set(split.val) | set(split.test)
+    train_groups = {index.samples[i].group for i in split.train}
+    new = [i for i in positions if i not in listed]
+    keep = [i for i in new if index.samples[i].group in train_groups]
+    if not keep:
+        return split, len(new)
+    method = split.method if "+extra" in split.method else f"{split.method}+extra"
+    return dataclasses.replace(split, train=sorted([*split.train, *keep]), method=method), len(new) - len(keep)

@@ -151,6 +151,10 @@ class TrainConfig(ConfigFile):
         patience: epochs without val_loss improvement before stopping; 0 = never stop early.
         val_fraction, test_fraction: split sizes.
         by_group: keep each group (series, part, source image) in one split.
+        extra_train: a second dataset (folder or manifest with the same classes) whose samples join the
+            train part when their group (series, part) is a train group, and are used nowhere else: hard
+            negatives (`flawscope data patches --xdefects --hard-ok-per-image`), simulated flaws on the
+            training series' radiographs. Samples of val or test groups are left out, so nothing leaks.
         split_file: a split CSV (a run's split.csv, or `flawscope.data.splits.save_split`) fixing the
             train/val/test parts; None = split by val_fraction, test_fraction and seed.
         seed: seeds the split, sampling, augmentation and initialisation.
@@ -200,6 +204,7 @@ class TrainConfig(ConfigFile):
     val_fraction: float = 0.2
     test_fraction: float = 0.2
     by_group: bool = True
+    extra_train: str | None = None
     split_file: str | None = None
     seed: int = 0
     out: str = "runs"
@@ -237,7 +242,7 @@ class TrainConfig(ConfigFile):
                 # Lightning reads an int as a batch count and a float as a fraction (1.0 = the whole epoch).
                 number = int(number)
             setattr(self, key, number)
-        for key in ("data", "out", "resume", "split_file", "cache_dir"):
+        for key in ("data", "out", "resume", "split_file", "cache_dir", "extra_train"):
             value = getattr(self, key)
             if isinstance(value, Path):
                 setattr(self, key, str(value))

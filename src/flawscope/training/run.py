@@ -274,6 +274,19 @@ def load_index(cfg: TrainConfig, cache: DecodeCache | None = None) -> DatasetInd
     return index
 
 
+def _load_extra(cfg: TrainConfig, base: DatasetIndex, cache: DecodeCache) -> DatasetIndex:
+    """The `extra_train` dataset, its defective classes those of the run's dataset (one class may do)."""
+    from flawscope.data.labels import flags_from_masks
+    from flawscope.data.sources import load_dataset
+
+    path = Path(str(cfg.extra_train))
+    if not path.exists():
+        raise ConfigError(f"extra_train {path} does not exist; pass a dataset folder or manifest .csv")
+    extra = load_dataset(path, format="auto", on_bad_file=cfg.on_bad_file,  # type: ignore[arg-type]
+                         defective_classes=base.defective_classes)
+    return flags_from_masks(extra, cache)
+
+
 def prepare(cfg: TrainConfig, cache: DecodeCache | None = None) -> tuple[DatasetIndex, Split]:
     """Load and check the dataset, then split it, or read `cfg.split_file` (the steps before any model).
 
@@ -281,17 +294,29 @@ def prepare(cfg: TrainConfig, cache: DecodeCache | None = None) -> tuple[Dataset
     `cache`: the run's decode cache (masks decoded by the checks stay there for the data loaders).
     """
     from flawscope.data.cache import DecodeCache
-    from flawscope.data.splits import balance_indices, check_split, load_split, make_split
+    from flawscope.data.splits import (
+        balance_indices,
+        check_split,
+        extend_train,
+        join_train_extra,
+        load_split,
+        make_split,
+    )
 
     cache = cache if cache is not None else DecodeCache()
     index = load_index(cfg, cache)
+    base, extra = index, []
+    if cfg.extra_train:
+        index, extra = join_train_extra(index, _load_extra(cfg, index, cache))
     if cfg.split_file:
-        split = load_split(index, cfg.split_file)
+        split = load_split(index, cfg.split_file)  # a run's own split.csv lists its extra samples too
     else:
-        split = make_split(index, cfg.val_fraction, cfg.test_fraction, cfg.seed, cfg.by_group, stratify=True)
+        split = make_split(base, cfg.val_fraction, cfg.test_fraction, cfg.seed, cfg.by_group, stratify=True)
     if cfg.balance:
         method = split.method if split.method.endswith("+balanced") else f"{split.method}+balanced"
         split = replace(split, train=balance_indices(index, split.train, cfg.seed), method=method)
+    if extra:
+        split, _ = extend_train(index, split, extra)
     check_split(index, split, by_group=cfg.by_group)
     if cfg.task == "segment":
         check_segmentation_split(index, split, cfg, cache)
