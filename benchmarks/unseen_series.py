@@ -31,7 +31,8 @@ WHOLE_KEYS = ("image_roc_auc", "image_recall", "image_false_alarm_rate", "box_re
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
-    p = argparse.ArgumentParser(prog="python -m benchmarks.unseen_series", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m benchmarks.unseen_series",
+                                description=__doc__.splitlines()[0])
     p.add_argument("--study", type=Path, required=True, help="a `flawscope study recipes` folder")
     p.add_argument("--patches", type=Path, required=True, help="standard Xdefects patch manifest")
     p.add_argument("--images", type=Path, default=None, help="GDXray castings folder (whole radiographs)")

@@ -456,4 +456,5 @@ def extend_train(index: DatasetIndex, split: Split, positions: Sequence[int]) ->
     if not keep:
         return split, len(new)
     method = split.method if "+extra" in split.method else f"{split.method}+extra"
-    return dataclasses.replace(split, train=sorted([*split.train, *keep]), method=method), len(new) - len(keep)
+    extended = dataclasses.replace(split, train=sorted([*split.train, *keep]), method=method)
+    return extended, len(new) - len(keep)
