@@ -38,6 +38,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--images", type=Path, default=None, help="GDXray castings folder (whole radiographs)")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--whole", default="", help="recipes scored on whole radiographs too (comma-separated)")
+    p.add_argument("--tta", default="", help="recipes also scored with test-time flips (comma-separated)")
     p.add_argument("--overlap", type=int, default=16, help="sliding-window overlap in pixels (32 px tiles)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--no-baseline", action="store_true", help="skip the LBP + SVM rows")
@@ -56,10 +57,11 @@ def _runs(study: Path) -> list[tuple[str, Path]]:
     return out
 
 
-def _patch_row(run: Path, patches: Path, work: Path) -> dict[str, Any]:
+def _patch_row(run: Path, patches: Path, work: Path, tta: bool = False) -> dict[str, Any]:
     from flawscope.evaluation.evaluate import evaluate
 
-    result = evaluate(run, data=patches, split="test", out=work / "patches", write_report=False)
+    result = evaluate(run, data=patches, split="test", out=work / ("patches-tta" if tta else "patches"),
+                      write_report=False, tta=tta, batch_size=256)
     m = result.metrics["metrics"]
     return {k: m.get(k) for k in PATCH_KEYS} | {"n_patches": result.metrics["n_samples"]}
 
@@ -137,6 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     whole = {r.strip() for r in args.whole.split(",") if r.strip()}
+    tta = {r.strip() for r in args.tta.split(",") if r.strip()}
     patch_rows, whole_rows = [], []
     for recipe, run in _runs(args.study):
         work = args.out / "work" / recipe / run.name
@@ -144,6 +147,9 @@ def main(argv: list[str] | None = None) -> None:
         patch_rows.append({"recipe": recipe, "fold": run.name, **_patch_row(run, args.patches, work),
                            "seconds": time.perf_counter() - start})
         print(f"{recipe} {run.name}: patch ROC AUC {patch_rows[-1]['roc_auc']:.3f}", flush=True)
+        if recipe in tta:
+            patch_rows.append({"recipe": f"{recipe} + test-time flips", "fold": run.name,
+                               **_patch_row(run, args.patches, work, tta=True)})
         if recipe in whole and args.images is not None:
             start = time.perf_counter()
             whole_rows.append({"recipe": recipe, "fold": run.name,

@@ -189,3 +189,22 @@ def test_a_tiled_classifier_answers_where_with_flaw_regions() -> None:
     two = predictor.predict(_image(40, 70, spot=(2, 2)) + _image(40, 70, spot=(30, 60)) - 0.2)
     assert len(two.flaws) == 2
     assert Predictor(BrightnessBackend(size=16)).predict(_image(16, 16, spot=(4, 4))).flaws == []  # untiled
+
+
+def test_test_time_flips_average_four_views_and_flip_maps_back() -> None:
+    class Asymmetric(BrightnessBackend):
+        def run(self, batch):  # noqa: ANN001, ANN201 - logit = brightness of the left half only
+            x = torch.as_tensor(batch)
+            out = {"logits": (x[..., : x.shape[-1] // 2].flatten(1).mean(1) * 10)[:, None].numpy()}
+            if self.config.task == "segment":
+                out["mask_logits"] = x[:, :1].numpy() * 0 + np.arange(x.shape[-1], dtype=np.float32)
+            return out
+
+    image = _image(16, 16)
+    image[0, :, :8] = 0.9  # bright left half
+    plain = Predictor(Asymmetric(size=16)).predict(image)
+    flipped = Predictor(Asymmetric(size=16), tta=True).predict(image)
+    assert flipped.score < plain.score  # two of the four views see the dim half
+    seg = Predictor(Asymmetric(task="segment", size=16), tta=True).predict(image)
+    # column-index maps averaged with their left-right mirrors (flipped back) are flat: 7.5 everywhere
+    assert seg.mask_prob is not None and np.allclose(seg.mask_prob, 1 / (1 + np.exp(-7.5)), atol=1e-5)

@@ -33,7 +33,10 @@ def register(app: typer.Typer) -> None:
         tile: Annotated[
             int | None, typer.Option(help="Segmenters: sliding-window tile. Default: the model's input size.")
         ] = None,
-        overlap: Annotated[int | None, typer.Option(help="Segmenters: tile overlap (tile/4).")] = None,
+        overlap: Annotated[int | None, typer.Option(
+            help="Tile overlap of the sliding window (patch models and segmenters). Default: tile/4.")] = None,
+        tta: Annotated[bool, typer.Option(
+            "--tta", help="Test-time flips: average the logits of 4 flipped views (4x the compute).")] = False,
         ok_classes: Annotated[list[str] | None, typer.Option(
             "--ok-class", help="A defect-free class of the dataset (repeatable); every other class is "
             "defective. Default: the model's own defective classes decide.")] = None,
@@ -45,7 +48,7 @@ def register(app: typer.Typer) -> None:
 
         result = evaluate(model, data=data, split=split, out=out, threshold=threshold, format=format,
                           batch_size=batch_size, device=device, tile=tile, overlap=overlap,
-                          ok_classes=list(ok_classes) if ok_classes else None)
+                          ok_classes=list(ok_classes) if ok_classes else None, tta=tta)
         console = Console()
         console.print(_table(result.metrics))
         for note in result.metrics["notes"][1:]:

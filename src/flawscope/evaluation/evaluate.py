@@ -149,6 +149,7 @@ def evaluate(
     overlap: int | None = None,
     write_report: bool = True,
     ok_classes: list[str] | None = None,
+    tta: bool = False,
 ) -> EvaluationResult:
     """Evaluate a trained model and write metrics.json, report.html and predictions.csv.
 
@@ -167,6 +168,8 @@ def evaluate(
             size where an image is larger, and a quarter tile).
         write_report: False skips report.html (e.g. inside a benchmark); report_path is then None.
         ok_classes: names of the dataset's defect-free classes (default: the run's, or the model's classes).
+        tta: test-time flips (the Predictor's `tta`); recorded in metrics.json. The model's threshold was
+            chosen without them.
 
     Raises:
         ConfigError / DatasetError: bad options, a dataset the split does not fit, labels the model lacks.
@@ -220,7 +223,7 @@ def evaluate(
         notes.append(f"{seen} of the {len(positions)} evaluated samples were in the run's train or val part: "
                      "these numbers are optimistic")
     predictor = Predictor(model, policy, TilingPolicy(tile=tile, overlap=overlap), device=device,
-                          batch_size=batch_size, model_id=loaded.model_id)
+                          batch_size=batch_size, model_id=loaded.model_id, tta=tta)
     samples = [index.samples[i] for i in positions]
     scored = score_samples(predictor, samples)
     metrics: dict[str, Any] = {"metrics": split_metrics(scored, cfg, policy.threshold)}
@@ -236,7 +239,8 @@ def evaluate(
         "format": index.format, "split": split_name, "n_samples": len(samples),
         "n_labelled": int((scored.labels() >= 0).sum()), "classes": list(cfg.class_names),
         "defective_classes": list(cfg.defective_classes), "threshold": policy.threshold,
-        "threshold_source": source_text, "model_threshold": float(cfg.threshold), "notes": notes, **metrics,
+        "threshold_source": source_text, "model_threshold": float(cfg.threshold), "tta": tta, "notes": notes,
+        **metrics,
     }
     result = json_safe(result)
     metrics_path = out_dir / "metrics.json"

@@ -171,6 +171,8 @@ class Predictor:
         batch_size: model inputs (tiles or images) per forward pass.
         pixel_size_mm: pixel size, for flaw sizes in mm (segmenters).
         model_id: identifies the model in the records; default the backend's.
+        tta: test-time flips: every input is also run flipped left-right, up-down and both, and the four
+            logits (and flipped-back mask logits) averaged; 4× the compute.
     """
 
     def __init__(
@@ -182,6 +184,7 @@ class Predictor:
         batch_size: int = 16,
         pixel_size_mm: float | None = None,
         model_id: str | None = None,
+        tta: bool = False,
     ) -> None:
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
@@ -194,6 +197,7 @@ class Predictor:
         self.batch_size = batch_size
         self.pixel_size_mm = pixel_size_mm
         self.model_id = model_id or self.backend.model_id
+        self.tta = tta
         self.preprocessor = Preprocessor(self.config.preprocess)
         self.segment = self.config.task == "segment"
         names = list(self.config.class_names)
@@ -236,7 +240,7 @@ class Predictor:
     def predict_batch(self, batch: torch.Tensor | np.ndarray, paths: Sequence[str] | None = None
                       ) -> list[Prediction]:
         """Records of a batch already at the model's input and normalised (B, C, h, w): no tiling."""
-        outputs = self.backend.run(batch)
+        outputs = self._forward(batch)
         n = len(outputs["logits"])
         probs = self.probabilities(outputs["logits"])
         records = []
@@ -337,10 +341,27 @@ class Predictor:
         inputs = list(self.preprocessor.normalize(tiles))
         return _Job(item, image, inputs, corners, (th, tw), (ph, pw))
 
+    def _forward(self, batch: torch.Tensor | np.ndarray) -> dict[str, np.ndarray]:
+        """The backend's outputs; with test-time flips the mean of the 4 flipped views' logits (maps
+        flipped back), which is what the records are made of."""
+        if not self.tta:
+            return self.backend.run(batch)
+        import torch
+
+        x = torch.as_tensor(batch)
+        views = [(), (-1,), (-2,), (-2, -1)]
+        runs = [self.backend.run(x.flip(dims) if dims else x) for dims in views]
+        out = {"logits": np.mean([r["logits"] for r in runs], axis=0)}
+        if "mask_logits" in runs[0]:
+            maps = [np.flip(r["mask_logits"], axis=dims) if dims else r["mask_logits"]
+                    for r, dims in zip(runs, views, strict=True)]
+            out["mask_logits"] = np.ascontiguousarray(np.mean(maps, axis=0))
+        return out
+
     def _run(self, chunk: list[tuple[_Job, Any]]) -> None:
         import torch
 
-        outputs = self.backend.run(torch.stack([x for _, x in chunk]))
+        outputs = self._forward(torch.stack([x for _, x in chunk]))
         for i, (job, _) in enumerate(chunk):
             job.outputs.append({k: v[i] for k, v in outputs.items()})
 
