@@ -34,9 +34,9 @@ def register(app: typer.Typer) -> None:
             int | None, typer.Option(help="Segmenters: sliding-window tile. Default: the model's input size.")
         ] = None,
         overlap: Annotated[int | None, typer.Option(
-            help="Tile overlap of the sliding window (patch models and segmenters). Default: tile/4.")] = None,
+            help="Sliding-window tile overlap (patch models, segmenters). Default: tile/4.")] = None,
         tta: Annotated[bool, typer.Option(
-            "--tta", help="Test-time flips: average the logits of 4 flipped views (4x the compute).")] = False,
+            "--tta", help="Test-time flips: mean logits of 4 flipped views (4x the compute).")] = False,
         ok_classes: Annotated[list[str] | None, typer.Option(
             "--ok-class", help="A defect-free class of the dataset (repeatable); every other class is "
             "defective. Default: the model's own defective classes decide.")] = None,
