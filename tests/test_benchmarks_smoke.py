@@ -44,3 +44,33 @@ def test_unknown_section_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(SystemExit, match="unknown section.*valid: throughput"):
         main(["--out", str(tmp_path), "--only", "throughput,nonsense"])
+
+
+def test_unseen_series_scores_a_recipes_study_and_the_baseline(tmp_path: Path) -> None:
+    import csv
+
+    from benchmarks.unseen_series import main
+    from flawscope.training.study import StudyConfig, run_study
+    from helpers.datasets import blob_image, save
+
+    rows = []
+    for i in range(36):
+        name = f"img/{i}.png"
+        save(tmp_path / name, blob_image(i, i % 2 == 1, blob=6)[0])
+        rows.append([name, "defect" if i % 2 else "ok", f"series{i // 4}"])
+    with (tmp_path / "patches.csv").open("w", newline="") as f:
+        csv.writer(f).writerows([["path", "label", "group"], *rows])
+    train = {"data": str(tmp_path / "patches.csv"), "model": "small_cnn", "input_size": 32, "epochs": 1,
+             "batch_size": 8, "limit_batches": 2, "patience": 0, "accelerator": "cpu", "devices": "1",
+             "threads": 1, "resize": False}
+    study = tmp_path / "study"
+    run_study(StudyConfig(kind="recipes", train=train, folds=2, out=str(study),
+                          recipes={"plain": {}, "std": {"normalize": "standardize"}}))
+    out = tmp_path / "unseen"
+    main(["--study", str(study), "--patches", str(tmp_path / "patches.csv"), "--out", str(out),
+          "--tta", "std", "--threads", "1"])
+    data = json.loads((out / "unseen_series.json").read_text())
+    names = [r["recipe"] for r in data["patches"]]
+    assert names == ["plain", "std", "std + test-time flips", "LBP + linear SVM (Mery & Arteta)"]
+    assert all(r["folds"] == 2 and 0 <= r["roc_auc"] <= 1 for r in data["patches"])
+    assert "| std + test-time flips | 2 |" in (out / "unseen_series.md").read_text()
