@@ -50,6 +50,7 @@ def test_unseen_series_scores_a_recipes_study_and_the_baseline(tmp_path: Path) -
     import csv
 
     from benchmarks.unseen_series import main
+
     from flawscope.training.study import StudyConfig, run_study
     from helpers.datasets import blob_image, save
 
