@@ -46,15 +46,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def _runs(study: Path) -> list[tuple[str, Path]]:
-    """(recipe, run folder) of every finished run of the study, recipe order as in recipes.yaml."""
-    import yaml
-
-    cfg = yaml.safe_load((study / "recipes.yaml").read_text())
-    out = []
-    for recipe in cfg.get("recipes", {}):
-        folder = study / "runs" / recipe
-        out += [(recipe, p) for p in sorted(folder.glob("fold*")) if (p / "metrics.json").is_file()]
-    return out
+    """(recipe, run folder) of every finished run of the study, as its recipes-runs.csv lists them."""
+    with (study / "recipes-runs.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    return [(r["init"], Path(r["run"])) for r in rows if (Path(r["run"]) / "metrics.json").is_file()]
 
 
 def _patch_row(run: Path, patches: Path, work: Path, tta: bool = False) -> dict[str, Any]:
