@@ -35,7 +35,8 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run --data $(DATA) --out bench-out
 
-# The long issue-9 measurement (GDXray castings, unseen series): about 50 min on 2 cores, see docs/benchmarks.md.
+# The long issue-9 measurement (GDXray castings, unseen series): about 50 min on 2 cores (estimated from its parts:
+# 15 runs of 2-3 min, ~10 min of scoring; never timed end to end), see docs/benchmarks.md.
 QOUT ?= bench-quality
 QSTUDY := $(BIN)/flawscope study recipes --data $(QOUT)/xd32/manifest.csv --model resnet18 --input-size 32 \
 	--epochs 15 --folds 3 --set resize=false --set optimizer=adamw --set lr=0.001 --set batch_size=50 \

@@ -77,6 +77,7 @@ def _whole_row(run: Path, images: Path, overlap: int, work: Path) -> dict[str, A
 def _baseline_rows(study: Path, patches: Path) -> list[dict[str, Any]]:
     from flawscope.data.sources import load_dataset
     from flawscope.data.splits import load_split, split_groups
+    from flawscope.errors import DatasetError
     from flawscope.evaluation.baselines import lbp_svm_split_metrics
 
     index = load_dataset(patches, format="manifest")
@@ -86,7 +87,7 @@ def _baseline_rows(study: Path, patches: Path) -> list[dict[str, Any]]:
             continue
         try:
             split = load_split(index, split_file)
-        except Exception:  # noqa: BLE001 - the folds were cut from another manifest: match by series
+        except DatasetError:  # the folds were cut from another manifest: match by series
             from flawscope.data.splits import Split
 
             part = {g: name for name in ("train", "val", "test") for g in split_groups(split_file, (name,))}

@@ -9,6 +9,7 @@ from flawscope.errors import ConfigError
 
 IntensityMode = Literal["minmax", "window", "percentile", "dtype"]
 NORMALIZE_MODES = ("fixed", "standardize", "subtract_background")
+OVERSAMPLE_MODES = ("none", "class", "group")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, WeightedRandomSampler
 
 from flawscope.data.cache import DecodeCache
-from flawscope.data.config import PreprocessConfig
+from flawscope.data.config import OVERSAMPLE_MODES, PreprocessConfig
 from flawscope.data.sample import DatasetIndex, Sample
 from flawscope.data.splits import PARTS, Split, is_defective
 from flawscope.data.tiling import crop_pad
@@ -101,9 +101,6 @@ class FlawDataset(Dataset):
             "flaw_types": multi_hot,
             "index": torch.tensor(i, dtype=torch.int64),
         }
-
-
-OVERSAMPLE_MODES = ("none", "class", "group")
 
 
 def group_class_weights(groups: Sequence[str], labels: Sequence[int]) -> list[float]:

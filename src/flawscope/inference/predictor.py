@@ -391,10 +391,10 @@ class Predictor:
         n_tiles = 1 if job.corners is None else len(job.corners)
         record = self._record(job.item, probs[best], tile, n_tiles, mask, tile_map)
         if not self.segment and n_tiles > 1 and self.policy.threshold is not None:
-            record.flaws = self.tile_flaws(job, scores)
+            record.flaws = self._tile_flaws(job, scores)
         return record
 
-    def tile_flaws(self, job: _Job, scores: np.ndarray) -> list[Any]:
+    def _tile_flaws(self, job: _Job, scores: np.ndarray) -> list[Any]:
         """Flaw regions of a tiled classifier: pixels whose best covering tile reaches the threshold."""
         h, w = job.image.shape[-2:]
         th, tw = job.tile

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from flawscope.data.config import NORMALIZE_MODES
+from flawscope.data.config import NORMALIZE_MODES, OVERSAMPLE_MODES
 from flawscope.errors import ConfigError, did_you_mean
 
 _TASKS = ("classify", "segment")
@@ -262,7 +262,7 @@ class TrainConfig(ConfigFile):
         _choice("threshold_method", self.threshold_method, _THRESHOLD_METHODS)
         _choice("on_bad_file", self.on_bad_file, _ON_BAD_FILE)
         _choice("normalize", self.normalize, NORMALIZE_MODES)
-        _choice("oversample", self.oversample, ("none", "class", "group"))
+        _choice("oversample", self.oversample, OVERSAMPLE_MODES)
         if self.preset is not None:
             from flawscope.training.presets import preset_names
 

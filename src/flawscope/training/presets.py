@@ -47,7 +47,7 @@ PRESETS: dict[str, Preset] = {
             options={"model": "unet", "backbone": "resnet18", "task": "segment", "input_size": [64, 64],
                      "resize": False, "augment": "flips", "optimizer": "adamw", "lr": 1e-3, "batch_size": 32,
                      "epochs": 10, "patience": 10, "by_group": True},
-            evidence="docs/benchmarks.md, 'Radiograph pre-training and transfer (issue 8)': welds, random init",
+            evidence="docs/benchmarks.md, 'Radiograph pre-training and transfer (issue 8)': welds, random",
         ),
     )
 }

@@ -191,8 +191,8 @@ class StudyConfig(ConfigFile):
                 raise ConfigError(f"recipe {name!r} must be a name with a mapping of train options, got "
                                   f"{options!r}")
             TrainConfig.check_keys(options, f"recipe {name!r}")
-            for key in ("seed", "split_file", "out", "name", "resume"):
-                if key in options:
+            for key in PER_RUN_OPTIONS:
+                if key != "init" and key in options:
                     raise ConfigError(f"recipe {name!r}: {key} is set per run by the study; leave it out")
             TrainConfig.from_dict({**self.train, **options}, f"recipe {name!r}")
             if "init" in options:
