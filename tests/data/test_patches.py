@@ -79,12 +79,15 @@ def test_keep_ok_ratio_subsamples_ok_patches(weld):
     assert [s.crop for s in again.samples] == [s.crop for s in patches.samples]
 
 
-def test_small_images_are_skipped_and_unlabelable_ones_rejected(tmp_path, weld):
-    small = _image(tmp_path / "small.png", 10, 10)
+def test_small_images_get_one_padded_patch_and_unlabelable_ones_rejected(tmp_path, weld):
+    small = _image(tmp_path / "small.png", 10, 24)
     index = DatasetIndex(tmp_path, "test", [*weld.samples, Sample(small, defective=False)], weld.classes,
                          weld.defective_classes)
     patches = extract_patches(index, 16)
-    assert [f.path for f in patches.skipped] == [small] and "10×10" in patches.skipped[0].reason
+    assert not patches.skipped
+    crops = [s.crop for s in patches.samples if s.image == small]
+    assert crops == [(0, 0, 16, 16), (0, 8, 16, 16)] and all(s.label == "ok" for s in patches.samples
+                                                            if s.image == small)
     unknown = DatasetIndex(tmp_path, "test", [Sample(weld.samples[0].image, defective=True)], weld.classes,
                            weld.defective_classes)
     with pytest.raises(DatasetError, match=r"W0001_0001.png may be defective but has no mask.*'boxes'"):

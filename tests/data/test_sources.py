@@ -309,7 +309,7 @@ def test_neu_finds_misplaced_xml_and_converts_voc_boxes(tmp_path: Path):
     first = index.samples[[s.image.name for s in index.samples].index("crazing_1.jpg")]
     assert first.boxes == (Box(*DEFECT_BOX, label="crazing"),)  # VOC 1-based inclusive -> 0-based exclusive
     assert first.split == "train" and first.flaw_types == ("crazing",)
-    assert Counter(s.split for s in index.samples) == {"train": 4, "val": 2}
+    assert Counter(s.split for s in index.samples) == {"train": 4, "test": 2}
 
 
 @pytest.mark.parametrize("old_layout", [False, True])

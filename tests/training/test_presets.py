@@ -50,3 +50,10 @@ def test_a_run_records_its_preset_and_its_yaml_reads_back(tmp_path) -> None:  # 
     assert options.pop("preset") == "xray-patch"
     again = TrainConfig.with_preset("auto", **options)
     assert again == cfg
+
+
+def test_auto_with_another_model_keeps_that_models_plain_defaults() -> None:
+    cfg = TrainConfig.with_preset("auto", data="d", model="vgg16")
+    assert cfg.preset is None and cfg == TrainConfig(data="d", model="vgg16")
+    named = TrainConfig.with_preset("xray-patch", data="d", model="vgg16")
+    assert named.preset == "xray-patch" and named.normalize == PRESETS["xray-patch"].options["normalize"]

@@ -11,8 +11,8 @@ from flawscope.cli.common import format_value
 
 _HELP = {
     "preset": "Recipe to start from; options given win over it: auto (the task's recommended one: xray-patch "
-              "for classify, xray-segment for segment), none (plain defaults below), xray-patch, "
-              "xray-segment (`flawscope.training.presets`).",
+              "for classify, xray-segment for segment; none when you name another model), none (plain "
+              "defaults below), xray-patch, xray-segment (`flawscope.training.presets`).",
     "data": "Dataset folder or manifest .csv.",
     "format": "Dataset format (`flawscope data formats`), or auto.",
     "ok_classes": "A defect-free class (repeatable), e.g. class_0; every other class is defective. "

@@ -114,7 +114,8 @@ def extract_patches(
 
     Returns:
         A binary index (classes ["ok", "defect"]) whose samples keep their image's group, mask, boxes and
-        split, with `crop` = (top, left, h, w). Images smaller than a patch are listed in `skipped`.
+        split, with `crop` = (top, left, h, w). An image smaller than a patch gives one patch along that
+        side, reaching past the border (padded with zeros when read, as at inference).
     """
     ph, pw = _pair(size)
     if stride is not None and overlap is not None:
@@ -138,10 +139,10 @@ def extract_patches(
     for sample in index.samples:
         _check_whole(sample)
         h, w = image_size(sample.image)
-        if h < ph or w < pw:
-            skipped.append(SkippedFile(sample.image, f"image {h}×{w} is smaller than the {ph}×{pw} patch"))
-            continue
-        corners = tile_grid(h, w, (ph, pw), overlaps)
+        # An image smaller than the patch gets one zero-padded patch along that side, as the Predictor pads
+        # it at inference; skipping it would drop whole classes of small images from training.
+        gh, gw = max(h, ph), max(w, pw)
+        corners = tile_grid(gh, gw, (ph, pw), overlaps)
         if source == "mask" and sample.mask is not None:
             mask = cache.get_mask(sample.mask, (h, w), sample.image)
         elif source == "boxes" and (sample.boxes or sample.defective is False):
@@ -155,6 +156,8 @@ def extract_patches(
                 f"image {sample.image} may be defective but has no {what}, so its patches cannot be "
                 f"labelled; use source={other!r} if the dataset has {other}, or drop such images"
             )
+        if (gh, gw) != (h, w):
+            mask = np.pad(mask, ((0, gh - h), (0, gw - w)))
         counts = _window_sums(mask, corners, ph, pw)
         for (top, left), n in zip(corners, counts, strict=True):
             samples.append(

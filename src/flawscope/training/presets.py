@@ -78,7 +78,8 @@ def apply_preset(name: str | None, options: dict[str, Any]) -> dict[str, Any]:
     """TrainConfig options: the preset's, then `options` (the user's) over them; `preset` records which.
 
     A preset for another task than the one asked for (`task` in options) is refused by name; "auto" picks
-    the asked task's preset, or the model's task when only a model is given.
+    the asked task's preset, or the model's task when only a model is given; "auto" with a model other than
+    the preset's means no preset.
     """
     task = options.get("task")
     if task is None and options.get("model"):
@@ -86,6 +87,11 @@ def apply_preset(name: str | None, options: dict[str, Any]) -> dict[str, Any]:
 
         task = get_model_entry(str(options["model"])).task
     preset = resolve_preset(name, task)
+    named_model = options.get("model")
+    if name == AUTO and preset is not None and named_model not in (None, preset.options.get("model")):
+        # "auto" is the recipe for users who name no model; one who names another model gets that model's
+        # plain defaults rather than settings measured on a different architecture (name the preset to mix).
+        preset = None
     if preset is None:
         return {**options, "preset": NONE if name == NONE else None}
     if task is not None and task != preset.task:

@@ -2,8 +2,8 @@
 
 Annotations `{train,validation}/annotations/<stem>.xml` are looked up in either split's folder (the release
 files train `crazing_240.xml` under validation/). All six classes are defect types (a multi-class task), so
-every class is defective unless `defective_classes` says otherwise. VOC boxes are 1-based and inclusive; they
-become 0-based, end-exclusive `Box`es (x1 = xmin - 1, x2 = xmax).
+every class is defective unless `defective_classes` says otherwise. The `validation` folder is the test part.
+VOC boxes are 1-based and inclusive; they become 0-based, end-exclusive `Box`es (x1 = xmin - 1, x2 = xmax).
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from flawscope.data.sources import register_source
 from flawscope.data.sources._common import SourceContext, list_images, make_index, order_classes, subdirs
 from flawscope.errors import DatasetError
 
-_SPLITS = {"train": "train", "validation": "val", "val": "val", "test": "test"}
+# The release's "validation" folder is its held-out evaluation set (what papers report on), so it is
+# flawscope's test part; val (early stopping, thresholds) is carved from train, never the reported images.
+_SPLITS = {"train": "train", "validation": "test", "val": "val", "test": "test"}
 
 
 def _split_dirs(root: Path) -> list[tuple[Path, str]]:
